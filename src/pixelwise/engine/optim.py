@@ -1,0 +1,57 @@
+"""Optimisers with parameter groups: no weight decay on norms and biases, and
+separate learning-rate multipliers for pretrained and new parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from ..config import OptimConfig
+
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+
+
+def no_decay_names(model: nn.Module) -> set[str]:
+    """Biases, normalisation weights and 1-d parameters (class tokens, position embeddings
+    are left to decay only when they are >1-d)."""
+    names = set()
+    for module_name, module in model.named_modules():
+        for param_name, param in module.named_parameters(recurse=False):
+            full = f"{module_name}.{param_name}" if module_name else param_name
+            if isinstance(module, NORM_TYPES) or param_name == "bias" or param.ndim <= 1:
+                names.add(full)
+    return names
+
+
+def parameter_groups(
+    model: nn.Module, cfg: OptimConfig, lr_mult: dict[str, float] | None = None
+) -> list[dict]:
+    """Groups keyed by (decay, lr multiplier); ``lr_mult`` maps parameter names to multipliers."""
+    skip_decay = set() if cfg.decay_norm_and_bias else no_decay_names(model)
+    groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decay = name not in skip_decay
+        mult = (lr_mult or {}).get(name, 1.0)
+        groups.setdefault((decay, mult), []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": cfg.weight_decay if decay else 0.0,
+            "lr": cfg.lr * mult,
+            "lr_mult": mult,
+        }
+        for (decay, mult), params in groups.items()
+    ]
+
+
+def build_optimizer(groups: Iterable[dict], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    groups = [{**g, "lr": lr * g.get("lr_mult", 1.0)} for g in groups]
+    if cfg.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=tuple(cfg.betas))
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(cfg.betas))
