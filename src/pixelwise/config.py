@@ -211,7 +211,9 @@ class ExperimentConfig:
 
 
 # --------------------------------------------------------------------------- loading
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> ExperimentConfig:
     """Read a YAML file (or the defaults), apply ``key.sub=value`` overrides, validate."""
     raw: dict[str, Any] = {}
     source = "<defaults>"
@@ -254,7 +256,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
 def from_dict(cls: type, raw: Any, source: str, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a dict, rejecting unknown keys and wrong types."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {raw!r}")
+        raise ConfigError(
+            f"{source}: '{prefix.rstrip('.') or '<top>'}' must be a mapping, got {raw!r}"
+        )
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
@@ -339,7 +343,9 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
 
     d, o, t = cfg.data, cfg.optim, cfg.train
     need(d.batch_size >= 1, "data.batch_size", f"must be >= 1, got {d.batch_size}")
-    need(d.eval_batch_size is None or d.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1")
+    need(
+        d.eval_batch_size is None or d.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1"
+    )
     need(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
     need(d.in_channels >= 1, "data.in_channels", f"must be >= 1, got {d.in_channels}")
     need(
@@ -347,8 +353,14 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
         "data.image_size",
         f"must be [height, width] with positive sizes, got {d.image_size}",
     )
-    need(0.0 <= d.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}")
-    need(0.0 <= d.test_fraction < 1.0, "data.test_fraction", f"must be in [0, 1), got {d.test_fraction}")
+    need(
+        0.0 <= d.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}"
+    )
+    need(
+        0.0 <= d.test_fraction < 1.0,
+        "data.test_fraction",
+        f"must be in [0, 1), got {d.test_fraction}",
+    )
     need(
         d.val_fraction + d.test_fraction < 1.0,
         "data.val_fraction",
@@ -381,7 +393,7 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
     need(cfg.distill.temperature > 0, "distill.temperature", "must be positive")
     need(0 <= cfg.distill.alpha <= 1, "distill.alpha", "must be in [0, 1]")
     need(0 <= cfg.eval.window_overlap < 1, "eval.window_overlap", "must be in [0, 1)")
-    need(not cfg.name.strip() == "" and "/" not in cfg.name, "name", "must be a plain folder name")
+    need(cfg.name.strip() != "" and "/" not in cfg.name, "name", "must be a plain folder name")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -16,7 +16,12 @@ from .config import LossConfig
 
 
 class CrossEntropy(nn.Module):
-    def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0, ignore_index: int = 255):
+    def __init__(
+        self,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        ignore_index: int = 255,
+    ):
         super().__init__()
         self.register_buffer("weight", weight)
         self.label_smoothing = label_smoothing
@@ -24,7 +29,11 @@ class CrossEntropy(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(
-            logits, target, weight=self.weight, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing
+            logits,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
         )
 
 
@@ -44,7 +53,10 @@ class WeightedSum(nn.Module):
 
 
 def build_loss(
-    cfg: LossConfig, num_classes: int, ignore_index: int = 255, class_weights: torch.Tensor | None = None
+    cfg: LossConfig,
+    num_classes: int,
+    ignore_index: int = 255,
+    class_weights: torch.Tensor | None = None,
 ) -> nn.Module:
     terms, weights = [], []
     for term in cfg.terms:

@@ -41,7 +41,9 @@ class ConfusionMatrix:
                 self._update_topk(preds, target)
             preds = preds.argmax(dim=1)
         if preds.shape != target.shape:
-            raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
+            raise ValueError(
+                f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape"
+            )
         preds = preds.reshape(-1).long()
         target = target.reshape(-1).long()
         keep = target != self.ignore_index if self.ignore_index is not None else None
@@ -53,17 +55,27 @@ class ConfusionMatrix:
                 f"target values {bad} outside [0, {self.num_classes}) and not ignore_index={self.ignore_index}"
             )
         counts = torch.bincount(target * self.num_classes + preds, minlength=self.num_classes**2)
-        self.matrix += counts.reshape(self.num_classes, self.num_classes).to(self.matrix.device, torch.int64).cpu()
+        self.matrix += (
+            counts.reshape(self.num_classes, self.num_classes)
+            .to(self.matrix.device, torch.int64)
+            .cpu()
+        )
 
     def _update_topk(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        keep = target != self.ignore_index if self.ignore_index is not None else torch.ones_like(target, dtype=torch.bool)
+        keep = (
+            target != self.ignore_index
+            if self.ignore_index is not None
+            else torch.ones_like(target, dtype=torch.bool)
+        )
         top = logits[keep].topk(self.topk, dim=1).indices
         self.topk_correct += int((top == target[keep].unsqueeze(1)).any(dim=1).sum())
         self.topk_total += int(keep.sum())
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         if other.num_classes != self.num_classes:
-            raise ValueError(f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix")
+            raise ValueError(
+                f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix"
+            )
         self.matrix += other.matrix
         self.topk_correct += other.topk_correct
         self.topk_total += other.topk_total
@@ -74,7 +86,11 @@ class ConfusionMatrix:
         if not (dist.is_available() and dist.is_initialized()):
             return
         backend = dist.get_backend()
-        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+        device = (
+            torch.device("cuda", torch.cuda.current_device())
+            if backend == "nccl"
+            else torch.device("cpu")
+        )
         packed = torch.cat(
             [self.matrix.flatten(), torch.tensor([self.topk_correct, self.topk_total])]
         ).to(device)
@@ -109,7 +125,9 @@ class ConfusionMatrix:
             "pixel_accuracy": accuracy,
             "balanced_accuracy": _nanmean(recall),
             "mean_class_accuracy": _nanmean(recall),
-            "macro_precision": _nanmean(precision[present].nan_to_num(0.0)) if present.any() else float("nan"),
+            "macro_precision": _nanmean(precision[present].nan_to_num(0.0))
+            if present.any()
+            else float("nan"),
             "macro_recall": _nanmean(recall),
             "macro_f1": _nanmean(f1),
             "weighted_f1": float((freq * f1.nan_to_num(0.0)).sum()) if total > 0 else float("nan"),

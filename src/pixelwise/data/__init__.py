@@ -59,7 +59,9 @@ class DataSplits:
 def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSplits:
     data = cfg.data
     if data.format not in FORMATS:
-        raise ValueError(f"data.format: unknown format {data.format!r} (valid: {', '.join(FORMATS)})")
+        raise ValueError(
+            f"data.format: unknown format {data.format!r} (valid: {', '.join(FORMATS)})"
+        )
     split_file = run_dir / SPLITS_FILE if run_dir is not None else None
     raw, class_names = FORMATS[data.format](data, cfg.seed, split_file)
     if data.class_names is not None:

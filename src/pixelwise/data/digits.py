@@ -110,6 +110,8 @@ def build_digit_segmentation(
     datasets = {}
     for offset, (name, idx) in enumerate(sorted(splits.items())):
         count = max(1, round(cfg.num_samples * len(idx) / len(labels)))
-        canvases, masks = make_digit_canvases(images[idx], labels[idx], count, size, seed + 1000 * offset)
+        canvases, masks = make_digit_canvases(
+            images[idx], labels[idx], count, size, seed + 1000 * offset
+        )
         datasets[name] = DigitSegmentation(canvases, masks, cfg.in_channels)
     return datasets, ["background", *DIGIT_NAMES]

@@ -40,7 +40,9 @@ PRESETS = {
 
 def augmentation_for(cfg: DataConfig) -> Augmentation:
     if cfg.augment not in PRESETS:
-        raise ValueError(f"data.augment: unknown preset {cfg.augment!r} (valid: {', '.join(PRESETS)})")
+        raise ValueError(
+            f"data.augment: unknown preset {cfg.augment!r} (valid: {', '.join(PRESETS)})"
+        )
     base = PRESETS[cfg.augment]
     knobs = {
         name: getattr(cfg, name) if getattr(cfg, name) is not None else getattr(base, name)

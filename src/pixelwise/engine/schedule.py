@@ -15,13 +15,17 @@ import torch
 from ..config import ScheduleConfig
 
 
-def lr_factor(cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int) -> Callable[[int], float]:
+def lr_factor(
+    cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int
+) -> Callable[[int], float]:
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
 
     def after_warmup(step: int) -> float:
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         if cfg.name == "cosine":
-            return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+            return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (
+                1 + math.cos(math.pi * progress)
+            )
         if cfg.name == "poly":
             return (1 - progress) ** cfg.power
         if cfg.name == "step":

@@ -18,14 +18,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .. import __version__
 from ..config import ExperimentConfig, save_config
 from ..data import DataSplits, build_datasets, build_loader
-from ..data.transforms import normalization
 from ..log import logger, progress
 from ..losses import build_loss
 from ..metrics import ConfusionMatrix
-from ..models import create_model
+from .build import build_model, model_card
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import auxiliary_outputs, evaluate, main_output
 from .optim import build_optimizer, parameter_groups
@@ -51,45 +49,7 @@ class TrainResult:
     stopped_early: bool = False
 
 
-# --------------------------------------------------------------------------- building blocks
-def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
-    options = dict(cfg.model.options)
-    if cfg.model.encoder is not None:
-        options["encoder"] = cfg.model.encoder
-    if cfg.model.encoder_weights is not None:
-        options["encoder_weights"] = cfg.model.encoder_weights
-    return create_model(
-        cfg.model.name,
-        num_classes=num_classes,
-        in_channels=cfg.data.in_channels,
-        weights=cfg.model.weights,
-        **options,
-    )
-
-
-def model_card(cfg: ExperimentConfig, class_names: list[str]) -> dict[str, Any]:
-    """What prediction needs, with no config file: architecture, classes, preprocessing."""
-    mean, std = normalization(cfg.data)
-    options = dict(cfg.model.options)
-    if cfg.model.encoder is not None:
-        options["encoder"] = cfg.model.encoder
-    return {
-        "pixelwise_version": __version__,
-        "task": cfg.task,
-        "model": cfg.model.name,
-        "model_options": options,
-        "num_classes": len(class_names),
-        "class_names": list(class_names),
-        "in_channels": cfg.data.in_channels,
-        "image_size": list(cfg.data.image_size),
-        "normalize": cfg.data.normalize,
-        "mean": list(mean),
-        "std": list(std),
-        "ignore_index": cfg.data.ignore_index,
-        "run_name": cfg.name,
-    }
-
-
+# --------------------------------------------------------------------------- helpers
 def scalar_figures(prefix: str, figures: dict[str, Any]) -> dict[str, Any]:
     """Prefix every figure (scalars and per-class lists) with ``train/``, ``val/`` ..."""
     return {f"{prefix}/{k}": v for k, v in figures.items()}
@@ -152,15 +112,15 @@ def train_one_epoch(
                     "stopping (the last good checkpoint is kept). Lower optim.lr or set optim.clip_grad_norm."
                 )
             if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}")
+                bar.set_postfix(
+                    loss=f"{mean_loss:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}"
+                )
     elapsed = time.perf_counter() - started
     return {"loss": float(loss_sum) / max(seen, 1), "images_per_second": seen / max(elapsed, 1e-9)}
 
 
 # --------------------------------------------------------------------------- the run
-def fit(
-    cfg: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
-) -> TrainResult:
+def fit(cfg: ExperimentConfig, run_dir: Path | None = None, resume: bool = False) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (a new ``runs/<name>`` by default); resume from ``last``."""
     if run_dir is None:
         run_dir = new_run_dir(cfg.output_dir, cfg.name)
@@ -191,7 +151,11 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
-        start_epoch, best_value, best_epoch = state["epoch"], state["best_value"], state["best_epoch"]
+        start_epoch, best_value, best_epoch = (
+            state["epoch"],
+            state["best_value"],
+            state["best_epoch"],
+        )
         history = read_metrics(run_dir)[:start_epoch]
         write_metrics(run_dir, history)
         logger.info(f"resuming {run_dir} after epoch {start_epoch}")
@@ -213,13 +177,25 @@ def fit(
         train_stats = train_one_epoch(
             model, train_loader, loss_fn, optimizer, scheduler, device, cfg, train_matrix, epoch
         )
-        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr_used, "lr_end": optimizer.param_groups[0]["lr"]}
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "lr": lr_used,
+            "lr_end": optimizer.param_groups[0]["lr"],
+        }
         record["train/loss"] = train_stats["loss"]
         record["train/images_per_second"] = train_stats["images_per_second"]
         record.update(scalar_figures("train", _headline(train_matrix.compute())))
-        if val_loader is not None and ((epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == cfg.train.epochs):
+        if val_loader is not None and (
+            (epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == cfg.train.epochs
+        ):
             val_loss, val_matrix = evaluate(
-                model, val_loader, num_classes, device, cfg.data.ignore_index, loss_fn, topk=cfg.eval.topk
+                model,
+                val_loader,
+                num_classes,
+                device,
+                cfg.data.ignore_index,
+                loss_fn,
+                topk=cfg.eval.topk,
             )
             record["val/loss"] = val_loss
             record.update(scalar_figures("val", val_matrix.compute()))
@@ -274,7 +250,9 @@ def _headline(figures: dict[str, Any]) -> dict[str, Any]:
 
 def _epoch_line(record: dict[str, Any], task: str) -> str:
     keys = ["train/loss", "val/loss"] + (
-        ["val/accuracy", "val/top5_accuracy"] if task == "classification" else ["val/pixel_accuracy", "val/miou"]
+        ["val/accuracy", "val/top5_accuracy"]
+        if task == "classification"
+        else ["val/pixel_accuracy", "val/miou"]
     )
     parts = [f"{k}={record[k]:.4f}" for k in keys if isinstance(record.get(k), float)]
     return f"epoch {record['epoch']}: " + " ".join(parts) + f" lr={record['lr']:.3g}"

@@ -10,13 +10,12 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from . import simple
+from . import mobilenet, shufflenet, simple, vit
 from .base import Classifier, FeatureLevel, ModelSpec
 
-_FAMILIES = [simple]
+_FAMILIES = [simple, mobilenet, shufflenet, vit]
 
 MODELS: dict[str, ModelSpec] = {}
 for _family in _FAMILIES:

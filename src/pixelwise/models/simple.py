@@ -71,5 +71,7 @@ def small_cnn(num_classes: int = 10, in_channels: int = 3, **kwargs) -> SmallCNN
 
 
 MODELS = {
-    "small_cnn": ModelSpec(small_cnn, "classification", (3, 32, 32), "3-stage CNN for small inputs"),
+    "small_cnn": ModelSpec(
+        small_cnn, "classification", (3, 32, 32), "3-stage CNN for small inputs"
+    ),
 }

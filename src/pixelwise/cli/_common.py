@@ -1,0 +1,110 @@
+"""Small pieces several commands share: config resolution and figure tables."""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from functools import wraps
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A YAML path, or the name of a bundled config (``digits`` -> pixelwise/configs/digits.yaml)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = (
+        resources.files("pixelwise") / "configs" / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    )
+    if bundled.is_file():
+        return Path(str(bundled))
+    from ..config import ConfigError
+
+    available = sorted(
+        p.name.removesuffix(".yaml")
+        for p in (resources.files("pixelwise") / "configs").iterdir()
+        if p.name.endswith(".yaml")
+    )
+    raise ConfigError(
+        f"config file not found: {name_or_path} (bundled configs: {', '.join(available)})"
+    )
+
+
+def guarded(func: Callable[..., int]) -> Callable[..., int]:
+    """Turn user errors into a one-line message and exit status 2."""
+
+    @wraps(func)
+    def run(args: Any) -> int:
+        try:
+            return func(args)
+        except user_errors() as err:
+            raise UserError(
+                str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            ) from err
+
+    return run
+
+
+def format_figure(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def figures_table(figures: dict[str, Any], class_names: list[str]) -> str:
+    """Scalars first, then one row per class with its per-class figures."""
+    lines = []
+    scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
+    width = max((len(k) for k in scalars), default=10)
+    for key, value in scalars.items():
+        lines.append(f"  {key:<{width}}  {format_figure(value)}")
+    per_class = [
+        k
+        for k in ("precision", "recall", "f1", "iou", "dice", "support")
+        if isinstance(figures.get(k), list)
+    ]
+    if per_class:
+        name_width = max(len("class"), *(len(n) for n in class_names))
+        header = f"  {'class':<{name_width}}  " + "  ".join(f"{k:>9}" for k in per_class)
+        lines += ["", header, "  " + "-" * (len(header) - 2)]
+        for i, name in enumerate(class_names):
+            row = "  ".join(f"{format_figure(figures[k][i]):>9}" for k in per_class)
+            lines.append(f"  {name:<{name_width}}  {row}")
+        absent = figures.get("absent_classes") or []
+        if absent:
+            lines.append(
+                f"  absent from ground truth and predictions (left out of means): {', '.join(class_names[i] for i in absent)}"
+            )
+    return "\n".join(lines)
+
+
+class UserError(Exception):
+    """Raised by commands for a clean one-line failure."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean the user's input was wrong, not the code."""
+    from ..config import ConfigError
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.trainer import NonFiniteLossError
+    from ..models import ModelError
+
+    return (
+        ConfigError,
+        CheckpointError,
+        ModelError,
+        NonFiniteLossError,
+        FileNotFoundError,
+        ValueError,
+    )
+
+
+def not_available(name: str, issue: str):
+    def run(args: Any) -> int:
+        print(f"pixelwise {name}: not available yet ({issue})", file=sys.stderr)
+        return 1
+
+    return run

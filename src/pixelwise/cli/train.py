@@ -1,0 +1,62 @@
+"""``pixelwise train CONFIG [key=value ...]``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import figures_table, guarded, resolve_config_path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML config",
+        description="Train from a YAML config (a path, or a bundled name such as 'digits'), "
+        "with dotted overrides such as optim.lr=0.01 data.batch_size=64.",
+    )
+    p.add_argument("config", help="YAML file or bundled config name")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=5"
+    )
+    p.add_argument(
+        "--run-dir",
+        help="write into this directory (default: <output_dir>/<name>, never overwritten)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from checkpoints/last.pt",
+    )
+    p.set_defaults(func=run)
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..config import load_config
+    from ..engine import run_experiment
+
+    overrides = list(args.overrides)
+    resume = args.resume or "resume=auto" in overrides
+    overrides = [o for o in overrides if o != "resume=auto"]
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if resume:
+        if run_dir is None:
+            raise ValueError("--resume needs --run-dir RUN_DIR (the run to continue)")
+        if not (run_dir / "checkpoints" / "last.pt").is_file():
+            if args.resume:
+                raise FileNotFoundError(
+                    f"{run_dir}/checkpoints/last.pt not found: nothing to resume"
+                )
+            resume = False  # resume=auto on a fresh run starts from scratch
+    cfg = load_config(resolve_config_path(args.config), overrides)
+    result, test = run_experiment(cfg, run_dir=run_dir, resume=resume)
+    print(f"run directory: {result.run_dir}")
+    print(f"best {result.best_metric} = {result.best_value:.4f} at epoch {result.best_epoch}")
+    if test is not None:
+        print(f"\n{test.split} split ({test.checkpoint.name}):")
+        print(figures_table(test.figures, test.class_names))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,231 @@
+"""U-Net (Ronneberger, Fischer and Brox, 2015) and the U-Net decoder on any zoo encoder.
+
+A contracting path of double 3x3 convolutions and 2x2 max-poolings, an expanding path
+of 2x2 up-convolutions, and skip connections that concatenate each contracting stage
+onto the expanding stage of the same resolution.
+
+- ``unet_original`` is the paper's network: unpadded convolutions lose 2 pixels a side
+  per convolution, so a 572x572 input gives 388x388 logits, the skips are centre-cropped
+  before concatenation, and every pooling must see an even size
+  (:func:`unpadded_unet_size` gives the output size and the crop for an input size).
+- ``unet`` pads its convolutions (and adds BatchNorm), so the logits keep the input
+  size; 64 base channels give about 31.0M parameters.
+- ``unet(encoder="resnet34")`` keeps the decoder idea on a zoo classifier: each block
+  upsamples to the next shallower level of the encoder's ``feature_info``, concatenates
+  it and applies two conv-BN-ReLU units; blocks without a skip bring it to full size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Classifier, ModelSpec
+from .encoders import SegmentationModel, create_encoder, output_stride
+
+
+def double_conv(
+    in_channels: int, out_channels: int, padding: int, batch_norm: bool
+) -> nn.Sequential:
+    """Two 3x3 convolutions with ReLU (and BatchNorm): the unit of every U-Net stage."""
+    layers: list[nn.Module] = []
+    for c_in in (in_channels, out_channels):
+        layers.append(nn.Conv2d(c_in, out_channels, 3, padding=padding, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The central ``size`` window of ``x``: the paper's crop of the skip connection."""
+    top = (x.shape[-2] - size[0]) // 2
+    left = (x.shape[-1] - size[1]) // 2
+    return x[..., top : top + size[0], left : left + size[1]]
+
+
+def unpadded_unet_size(input_size: int, depth: int = 4) -> tuple[int, int]:
+    """Output size and crop per side of the unpadded U-Net for one input dimension.
+
+    Each unpadded 3x3 convolution loses 2 pixels, so going down ``s -> (s - 4) / 2``
+    per stage, ``s - 4`` at the bottom and ``2 s - 4`` per stage going up; 572 gives
+    388 and a crop of 92 pixels a side. A size is valid when every pooling sees an
+    even size, i.e. ``input_size = 2**depth * b + 124`` for ``depth=4`` (``b >= 1``);
+    other sizes raise, naming the nearest valid ones.
+    """
+    size = input_size
+    for _ in range(depth):
+        size -= 4
+        if size <= 0 or size % 2:
+            raise ValueError(
+                f"unpadded U-Net: input size {input_size} is not valid; {_nearest_valid(input_size, depth)}"
+            )
+        size //= 2
+    size -= 4
+    if size <= 0:
+        raise ValueError(
+            f"unpadded U-Net: input size {input_size} is too small; {_nearest_valid(input_size, depth)}"
+        )
+    for _ in range(depth):
+        size = 2 * size - 4
+    return size, (input_size - size) // 2
+
+
+def _nearest_valid(size: int, depth: int) -> str:
+    margin = 4 * (2 ** (depth + 1) - 1)  # input = 2**depth * bottom + margin (124 for depth 4)
+    bottom = max(1, round((size - margin) / 2**depth))
+    valid = sorted({2**depth * b + margin for b in (bottom - 1, bottom, bottom + 1) if b >= 1})
+    return f"valid sizes near it: {', '.join(map(str, valid))}"
+
+
+class UNet(SegmentationModel):
+    """The paper's U-Net; ``padding=False`` is the original, ``True`` keeps the size."""
+
+    def __init__(
+        self,
+        num_classes: int = 2,
+        in_channels: int = 3,
+        base_channels: int = 64,
+        depth: int = 4,
+        padding: bool = True,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.depth = depth
+        self.padded = padding
+        self.size_divisor = 2**depth if padding else 1
+        pad = 1 if padding else 0
+        widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.down = nn.ModuleList([double_conv(in_channels, widths[0], pad, batch_norm)])
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            self.down.append(double_conv(c_in, c_out, pad, batch_norm))
+        self.upconvs = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for c_in, c_out in zip(widths[:0:-1], widths[-2::-1]):
+            self.upconvs.append(nn.ConvTranspose2d(c_in, c_out, 2, stride=2))
+            self.up.append(double_conv(2 * c_out, c_out, pad, batch_norm))
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        if not self.padded:
+            unpadded_unet_size(x.shape[-2], self.depth)
+            unpadded_unet_size(x.shape[-1], self.depth)
+        skips = []
+        for i, stage in enumerate(self.down):
+            x = stage(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        x = skips.pop()
+        for upconv, stage in zip(self.upconvs, self.up):
+            x = upconv(x)
+            x = stage(torch.cat([center_crop(skips.pop(), x.shape[-2:]), x], dim=1))
+        return self.head(x), None
+
+
+class UNetDecoderBlock(nn.Module):
+    """Upsample (nearest) to the skip's size, concatenate it, two conv-BN-ReLU units."""
+
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.convs = double_conv(in_channels + skip_channels, out_channels, 1, batch_norm=True)
+
+    def forward(
+        self, x: torch.Tensor, skip: torch.Tensor | None, size: Sequence[int]
+    ) -> torch.Tensor:
+        x = F.interpolate(x, size=tuple(size), mode="nearest")
+        return self.convs(x if skip is None else torch.cat([x, skip], dim=1))
+
+
+class EncoderUNet(SegmentationModel):
+    """U-Net decoder on a zoo encoder: one block per shallower level, then to full size.
+
+    The number of blocks without a skip is ``log2`` of the shallowest level's stride
+    (2 for a ResNet whose shallowest level is stride 4). Decoder widths default to
+    SMP's halving sequence ``256, 128, 64, ...`` (at least 16).
+    """
+
+    def __init__(
+        self,
+        encoder: Classifier,
+        num_classes: int = 21,
+        decoder_channels: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.encoder = encoder
+        self.size_divisor = output_stride(encoder)
+        levels = encoder.feature_info
+        skip_channels = [level.channels for level in levels[-2::-1]]
+        self.extra_blocks = max(0, round(math.log2(levels[0].stride)))
+        skip_channels += [0] * self.extra_blocks
+        if decoder_channels is None:
+            decoder_channels = [max(16, 256 >> i) for i in range(len(skip_channels))]
+        if len(decoder_channels) != len(skip_channels):
+            raise ValueError(
+                f"U-Net on {type(encoder).__name__}: needs {len(skip_channels)} decoder_channels "
+                f"({len(levels) - 1} skips + {self.extra_blocks} upsamplings), got {len(decoder_channels)}"
+            )
+        in_channels = [levels[-1].channels, *decoder_channels[:-1]]
+        self.blocks = nn.ModuleList(
+            UNetDecoderBlock(c_in, c_skip, c_out)
+            for c_in, c_skip, c_out in zip(in_channels, skip_channels, decoder_channels)
+        )
+        self.head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
+
+    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        size = x.shape[-2:]
+        features = self.encoder.forward_pyramid(x)
+        skips = features[-2::-1]
+        x = features[-1]
+        for i, block in enumerate(self.blocks):
+            if i < len(skips):
+                x = block(x, skips[i], skips[i].shape[-2:])
+            else:  # doubling, and the input size at the last block
+                last = i == len(self.blocks) - 1
+                x = block(x, None, size if last else [2 * s for s in x.shape[-2:]])
+        logits = self.head(x)
+        if logits.shape[-2:] != size:  # no skip-free block (shallowest stride 1)
+            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return logits, None
+
+
+def unet(
+    num_classes: int = 2,
+    in_channels: int = 3,
+    base_channels: int = 64,
+    encoder: str | Classifier | None = None,
+    encoder_weights: str | Path | None = None,
+    decoder_channels: Sequence[int] | None = None,
+    **encoder_kwargs: Any,
+) -> SegmentationModel:
+    """Padded U-Net (31.0M parameters at ``base_channels=64``), or the U-Net decoder on
+    ``encoder``: any classifier name of the zoo or a classifier instance."""
+    if encoder is None:
+        if encoder_weights is not None or encoder_kwargs:
+            raise ValueError("unet: encoder_weights and encoder options need an encoder=...")
+        return UNet(num_classes, in_channels, base_channels, padding=True, batch_norm=True)
+    backbone = create_encoder(encoder, in_channels, encoder_weights, **encoder_kwargs)
+    return EncoderUNet(backbone, num_classes, decoder_channels)
+
+
+def unet_original(
+    num_classes: int = 2, in_channels: int = 3, base_channels: int = 64, depth: int = 4
+) -> UNet:
+    """The paper's unpadded U-Net without BatchNorm: 572x572 in, 388x388 out."""
+    return UNet(num_classes, in_channels, base_channels, depth, padding=False, batch_norm=False)
+
+
+MODELS = {
+    "unet": ModelSpec(
+        unet, "segmentation", (3, 256, 256), "U-Net, padded (or encoder=<classifier name>)"
+    ),
+    "unet_original": ModelSpec(
+        unet_original, "segmentation", (3, 572, 572), "U-Net as in the paper: unpadded, 572 -> 388"
+    ),
+}
