@@ -132,7 +132,9 @@ class InvertedResidualV3(nn.Module):
         self.use_residual = cfg.stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expanded != in_channels:
-            layers.append(ConvNormAct(in_channels, expanded, 1, norm_layer=norm_layer, act_layer=act))
+            layers.append(
+                ConvNormAct(in_channels, expanded, 1, norm_layer=norm_layer, act_layer=act)
+            )
         layers.append(
             ConvNormAct(
                 expanded,
@@ -213,8 +215,12 @@ class MobileNet(Classifier):
         self.num_classes = num_classes
         self.num_features = self.classifier[-1].in_features
         # The last index at each stride ends a pyramid level.
-        self.level_indices = [i for i in range(len(strides)) if i + 1 == len(strides) or strides[i + 1] != strides[i]]
-        self.feature_info = [FeatureLevel(f"features.{i}", channels[i], strides[i]) for i in self.level_indices]
+        self.level_indices = [
+            i for i in range(len(strides)) if i + 1 == len(strides) or strides[i + 1] != strides[i]
+        ]
+        self.feature_info = [
+            FeatureLevel(f"features.{i}", channels[i], strides[i]) for i in self.level_indices
+        ]
         init_weights(self)
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -256,7 +262,9 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def mobilenet_v2_layers(in_channels: int, width_mult: float) -> tuple[list[nn.Module], list[int], list[int]]:
+def mobilenet_v2_layers(
+    in_channels: int, width_mult: float
+) -> tuple[list[nn.Module], list[int], list[int]]:
     """MobileNetV2's ``features``, with the channels and stride after each entry."""
     channels = make_divisible(32 * width_mult)
     layers: list[nn.Module] = [ConvNormAct(in_channels, channels, 3, stride=2, act_layer=nn.ReLU6)]
@@ -282,7 +290,9 @@ def mobilenet_v3_layers(
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
     stem_channels = make_divisible(settings[0].in_channels * width_mult)
     layers: list[nn.Module] = [
-        ConvNormAct(in_channels, stem_channels, 3, stride=2, norm_layer=norm_layer, act_layer=nn.Hardswish)
+        ConvNormAct(
+            in_channels, stem_channels, 3, stride=2, norm_layer=norm_layer, act_layer=nn.Hardswish
+        )
     ]
     widths, strides = [stem_channels], [2]
     for cfg in settings:
@@ -290,7 +300,9 @@ def mobilenet_v3_layers(
         widths.append(make_divisible(cfg.out_channels * width_mult))
         strides.append(strides[-1] * cfg.stride)
     last_channels = 6 * widths[-1]
-    layers.append(ConvNormAct(widths[-1], last_channels, 1, norm_layer=norm_layer, act_layer=nn.Hardswish))
+    layers.append(
+        ConvNormAct(widths[-1], last_channels, 1, norm_layer=norm_layer, act_layer=nn.Hardswish)
+    )
     return layers, [*widths, last_channels], [*strides, strides[-1]]
 
 
@@ -327,24 +339,37 @@ def mobilenet_v3_large(
     num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.2
 ) -> MobileNet:
     """MobileNetV3-Large: 5.5M parameters at ``width_mult=1``."""
-    return _mobilenet_v3(MOBILENET_V3_LARGE_SETTINGS, 1280, num_classes, in_channels, width_mult, dropout)
+    return _mobilenet_v3(
+        MOBILENET_V3_LARGE_SETTINGS, 1280, num_classes, in_channels, width_mult, dropout
+    )
 
 
 def mobilenet_v3_small(
     num_classes: int = 1000, in_channels: int = 3, width_mult: float = 1.0, dropout: float = 0.2
 ) -> MobileNet:
     """MobileNetV3-Small: 2.5M parameters at ``width_mult=1``."""
-    return _mobilenet_v3(MOBILENET_V3_SMALL_SETTINGS, 1024, num_classes, in_channels, width_mult, dropout)
+    return _mobilenet_v3(
+        MOBILENET_V3_SMALL_SETTINGS, 1024, num_classes, in_channels, width_mult, dropout
+    )
 
 
 MODELS = {
     "mobilenet_v2": ModelSpec(
-        mobilenet_v2, "classification", (3, 224, 224), "MobileNetV2, inverted residuals (3.5M params)"
+        mobilenet_v2,
+        "classification",
+        (3, 224, 224),
+        "MobileNetV2, inverted residuals (3.5M params)",
     ),
     "mobilenet_v3_small": ModelSpec(
-        mobilenet_v3_small, "classification", (3, 224, 224), "MobileNetV3-Small, SE + hard-swish (2.5M)"
+        mobilenet_v3_small,
+        "classification",
+        (3, 224, 224),
+        "MobileNetV3-Small, SE + hard-swish (2.5M params)",
     ),
     "mobilenet_v3_large": ModelSpec(
-        mobilenet_v3_large, "classification", (3, 224, 224), "MobileNetV3-Large, SE + hard-swish (5.5M)"
+        mobilenet_v3_large,
+        "classification",
+        (3, 224, 224),
+        "MobileNetV3-Large, SE + hard-swish (5.5M params)",
     ),
 }

@@ -29,10 +29,14 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.reshape(n, c, h, w)
 
 
-def conv_bn(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, depthwise: bool = False) -> list[nn.Module]:
+def conv_bn(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, depthwise: bool = False
+) -> list[nn.Module]:
     """A bias-free conv and its batch norm, as a list to splice into an ``nn.Sequential``."""
     groups = in_channels if depthwise else 1
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False)
+    conv = nn.Conv2d(
+        in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+    )
     return [conv, nn.BatchNorm2d(out_channels)]
 
 
@@ -49,7 +53,10 @@ class ShuffleUnit(nn.Module):
         self.stride = stride
         half = out_channels // 2
         if stride == 1 and in_channels != 2 * half:
-            raise ValueError(f"a stride-1 shuffle unit needs in_channels == out_channels, got {in_channels}, {out_channels}")
+            raise ValueError(
+                f"a stride-1 shuffle unit needs in_channels == out_channels, "
+                f"got {in_channels} and {out_channels}"
+            )
         if stride > 1:
             self.branch1 = nn.Sequential(
                 *conv_bn(in_channels, in_channels, 3, stride, depthwise=True),
@@ -88,7 +95,9 @@ class ShuffleNetV2(Classifier):
         self, repeats: list[int], widths: list[int], num_classes: int = 1000, in_channels: int = 3
     ) -> None:
         super().__init__()
-        self.conv1 = nn.Sequential(*conv_bn(in_channels, widths[0], 3, stride=2), nn.ReLU(inplace=True))
+        self.conv1 = nn.Sequential(
+            *conv_bn(in_channels, widths[0], 3, stride=2), nn.ReLU(inplace=True)
+        )
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.stage2 = self._make_stage(widths[0], widths[1], repeats[0])
         self.stage3 = self._make_stage(widths[1], widths[2], repeats[1])
@@ -168,15 +177,27 @@ def shufflenet_v2_x2_0(num_classes: int = 1000, in_channels: int = 3) -> Shuffle
 
 MODELS = {
     "shufflenet_v2_x0_5": ModelSpec(
-        shufflenet_v2_x0_5, "classification", (3, 224, 224), "ShuffleNetV2 0.5x, channel split + shuffle (1.4M params)"
+        shufflenet_v2_x0_5,
+        "classification",
+        (3, 224, 224),
+        "ShuffleNetV2 0.5x, channel split + shuffle (1.4M params)",
     ),
     "shufflenet_v2_x1_0": ModelSpec(
-        shufflenet_v2_x1_0, "classification", (3, 224, 224), "ShuffleNetV2 1.0x, channel split + shuffle (2.3M params)"
+        shufflenet_v2_x1_0,
+        "classification",
+        (3, 224, 224),
+        "ShuffleNetV2 1.0x, channel split + shuffle (2.3M params)",
     ),
     "shufflenet_v2_x1_5": ModelSpec(
-        shufflenet_v2_x1_5, "classification", (3, 224, 224), "ShuffleNetV2 1.5x, channel split + shuffle (3.5M params)"
+        shufflenet_v2_x1_5,
+        "classification",
+        (3, 224, 224),
+        "ShuffleNetV2 1.5x, channel split + shuffle (3.5M params)",
     ),
     "shufflenet_v2_x2_0": ModelSpec(
-        shufflenet_v2_x2_0, "classification", (3, 224, 224), "ShuffleNetV2 2.0x, channel split + shuffle (7.4M params)"
+        shufflenet_v2_x2_0,
+        "classification",
+        (3, 224, 224),
+        "ShuffleNetV2 2.0x, channel split + shuffle (7.4M params)",
     ),
 }

@@ -120,7 +120,10 @@ class Encoder(nn.Module):
         self.pos_embedding = nn.Parameter(torch.empty(1, grid_size**2 + 1, dim).normal_(std=0.02))
         self.dropout = nn.Dropout(dropout)
         blocks = OrderedDict(
-            (f"encoder_layer_{i}", EncoderBlock(dim, num_heads, mlp_dim, dropout, attention_dropout))
+            (
+                f"encoder_layer_{i}",
+                EncoderBlock(dim, num_heads, mlp_dim, dropout, attention_dropout),
+            )
             for i in range(num_layers)
         )
         self.layers = nn.Sequential(blocks)
@@ -133,7 +136,9 @@ class Encoder(nn.Module):
         class_pos, patch_pos = self.pos_embedding[:, :1], self.pos_embedding[:, 1:]
         dim = patch_pos.shape[-1]
         patch_pos = patch_pos.transpose(1, 2).reshape(1, dim, self.grid_size, self.grid_size)
-        patch_pos = F.interpolate(patch_pos, size=(grid_h, grid_w), mode="bicubic", align_corners=True)
+        patch_pos = F.interpolate(
+            patch_pos, size=(grid_h, grid_w), mode="bicubic", align_corners=True
+        )
         patch_pos = patch_pos.reshape(1, dim, grid_h * grid_w).transpose(1, 2)
         return torch.cat([class_pos, patch_pos], dim=1)
 
@@ -176,7 +181,13 @@ class VisionTransformer(Classifier):
         self.conv_proj = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.encoder = Encoder(
-            image_size // patch_size, num_layers, num_heads, dim, mlp_dim, dropout, attention_dropout
+            image_size // patch_size,
+            num_layers,
+            num_heads,
+            dim,
+            mlp_dim,
+            dropout,
+            attention_dropout,
         )
         heads: OrderedDict[str, nn.Module] = OrderedDict()
         if representation_size is not None:
@@ -242,9 +253,19 @@ def vit_b_16(
     attention_dropout: float = 0.0,
     representation_size: int | None = None,
 ) -> VisionTransformer:
-    """ViT-B/16: 16 x 16 patches, 12 blocks of width 768 with 12 heads, MLP 3072; 86.6M parameters."""
+    """ViT-B/16: 16 x 16 patches, 12 blocks of width 768, 12 heads, MLP 3072; 86.6M parameters."""
     return VisionTransformer(
-        image_size, 16, 12, 12, 768, 3072, num_classes, in_channels, dropout, attention_dropout, representation_size
+        image_size=image_size,
+        patch_size=16,
+        num_layers=12,
+        num_heads=12,
+        dim=768,
+        mlp_dim=3072,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
+        representation_size=representation_size,
     )
 
 
@@ -264,15 +285,30 @@ def vit_tiny_cifar(
     LayerNorm 384 and the head ``193·classes``: 2,693,578 for 10 classes.
     """
     return VisionTransformer(
-        image_size, 4, 6, 3, 192, 768, num_classes, in_channels, dropout, attention_dropout
+        image_size=image_size,
+        patch_size=4,
+        num_layers=6,
+        num_heads=3,
+        dim=192,
+        mlp_dim=768,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        dropout=dropout,
+        attention_dropout=attention_dropout,
     )
 
 
 MODELS = {
     "vit_b_16": ModelSpec(
-        vit_b_16, "classification", (3, 224, 224), "ViT-B/16, 16x16 patches, 12 blocks of 768 (86.6M params)"
+        vit_b_16,
+        "classification",
+        (3, 224, 224),
+        "ViT-B/16, 16x16 patches, 12 blocks of 768 (86.6M params)",
     ),
     "vit_tiny_cifar": ModelSpec(
-        vit_tiny_cifar, "classification", (3, 32, 32), "small ViT for 32x32 inputs: 4x4 patches, 6 blocks of 192 (2.7M params)"
+        vit_tiny_cifar,
+        "classification",
+        (3, 32, 32),
+        "small ViT for 32x32 inputs: 4x4 patches, 6 blocks of 192 (2.7M params)",
     ),
 }
