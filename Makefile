@@ -23,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	PIXELWISE_QUIET=1 $(VENV)/bin/pytest -q --timeout=900
+	PIXELWISE_QUIET=1 $(VENV)/bin/pytest -q -n 2 --timeout=900
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

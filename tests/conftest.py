@@ -8,6 +8,12 @@ import pytest
 
 os.environ.setdefault("PIXELWISE_QUIET", "1")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One intra-op thread per worker: two workers on two cores, not four threads fighting.
+    import torch
+
+    torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny_digits_overrides(tmp_path) -> list[str]:
