@@ -12,10 +12,20 @@ from typing import Any
 
 from torch import nn
 
-from . import mobilenet, shufflenet, simple, vit
+from . import (
+    alexnet,
+    fastnet,
+    googlenet,
+    mobilenet,
+    resnet,
+    shufflenet,
+    simple,
+    vgg,
+    vit,
+)
 from .base import Classifier, FeatureLevel, ModelSpec
 
-_FAMILIES = [simple, mobilenet, shufflenet, vit]
+_FAMILIES = [simple, alexnet, vgg, resnet, fastnet, googlenet, mobilenet, shufflenet, vit]
 
 MODELS: dict[str, ModelSpec] = {}
 for _family in _FAMILIES:

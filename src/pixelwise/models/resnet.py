@@ -84,7 +84,11 @@ def projection_shortcut(
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``."""
+    """Two 3x3 convs: ``relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))``.
+
+    Unlike torchvision's, it accepts ``dilation > 1`` (both convs dilated), so a dilated
+    ResNet-18/34 can serve as a segmentation encoder.
+    """
 
     expansion = 1
 
@@ -194,7 +198,9 @@ class ResNet(Classifier):
     ) -> None:
         super().__init__()
         if len(widths) != len(layers):
-            raise ValueError(f"ResNet: {len(layers)} stages need {len(layers)} widths, got {widths}")
+            raise ValueError(
+                f"ResNet: {len(layers)} stages need {len(layers)} widths, got {widths}"
+            )
         if replace_stride_with_dilation is None:
             replace_stride_with_dilation = [False] * (len(layers) - 1)
         if len(replace_stride_with_dilation) != len(layers) - 1:
@@ -203,7 +209,9 @@ class ResNet(Classifier):
                 f"({len(layers) - 1}), got {list(replace_stride_with_dilation)}"
             )
         if shortcut not in ("A", "B"):
-            raise ValueError(f"shortcut must be 'A' (zero-pad) or 'B' (projection), got {shortcut!r}")
+            raise ValueError(
+                f"shortcut must be 'A' (zero-pad) or 'B' (projection), got {shortcut!r}"
+            )
         self.groups = groups
         self.base_width = width_per_group
         self.norm_layer = norm_layer
@@ -265,13 +273,13 @@ class ResNet(Classifier):
                     self.inplanes, out_channels, stride, self.norm_layer
                 )
         common = dict(groups=self.groups, base_width=self.base_width, norm_layer=self.norm_layer)
-        blocks_ = [
+        stage = [
             block(self.inplanes, channels, stride, downsample, dilation=previous_dilation, **common)
         ]
         self.inplanes = out_channels
         for _ in range(1, blocks):
-            blocks_.append(block(out_channels, channels, dilation=self.dilation, **common))
-        return nn.Sequential(*blocks_)
+            stage.append(block(out_channels, channels, dilation=self.dilation, **common))
+        return nn.Sequential(*stage)
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         """He-normal convs (fan-out), BN gamma 1 / beta 0, as torchvision."""
@@ -298,7 +306,10 @@ class ResNet(Classifier):
         return features
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_pyramid(x)[-1]
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for name in self.stage_names:
+            x = getattr(self, name)(x)
+        return x
 
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.avgpool(features), 1)

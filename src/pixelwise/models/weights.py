@@ -45,8 +45,8 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
     for key in skipped:
         del state[key]
     result = model.load_state_dict(state, strict=False)
-    head = set(getattr(model, "classifier_module_names", lambda: [])())
-    missing = [k for k in result.missing_keys if k.split(".")[0] not in head and k not in skipped]
+    head = tuple(f"{m}." for m in getattr(model, "classifier_module_names", lambda: [])())
+    missing = [k for k in result.missing_keys if not k.startswith(head) and k not in skipped]
     if missing or result.unexpected_keys:
         raise ModelError(
             f"{source} do not fit model '{name}': {len(missing)} missing keys "
