@@ -133,10 +133,12 @@ def test_reset_classifier() -> None:
 def test_finetune_from_torchvision_weights(tmp_path) -> None:
     reference = build_random(torchvision.models.resnet18, weights=None)
     check_finetune_load("resnet18", reference, tmp_path, ["fc.weight", "fc.bias"])
-    # The skipped keys are reported; a first conv for another channel count is one.
+    # The new head is skipped and reported; a first conv for one input channel is
+    # adapted (RGB filters summed), not dropped.
     model = resnet.resnet18(num_classes=10, in_channels=1)
     skipped = load_pretrained(model, tmp_path / "resnet18.pth", name="resnet18")
-    assert sorted(skipped) == ["conv1.weight", "fc.bias", "fc.weight"]
+    assert sorted(skipped) == ["fc.bias", "fc.weight"]
+    assert torch.allclose(model.conv1.weight, reference.conv1.weight.sum(dim=1, keepdim=True))
     assert torch.equal(model.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
 
 

@@ -24,10 +24,16 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") -> list[str]:
-    """Load ``weights`` into ``model``; keys whose shape differs (a new head) are skipped.
+    """Load ``weights`` into ``model``, tolerating exactly two differences.
 
-    Returns the skipped keys, and raises when anything other than the classifier is
-    missing, so that weights of another architecture fail loudly.
+    * a classifier of another class count: its tensors are skipped (and reported),
+      the model keeps its freshly initialised head;
+    * a first convolution for another number of input channels: adapted as timm does,
+      summed over the source channels for one channel, otherwise repeated and rescaled
+      by ``source / target`` channels so that activations keep their scale.
+
+    Anything else that differs (a missing layer, another width, another architecture)
+    raises ``ModelError`` naming the first offending key. Returns the skipped keys.
     """
     from . import ModelError
 
@@ -41,11 +47,23 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
         state = read_state_dict(weights)
         source = str(weights)
     own = model.state_dict()
-    skipped = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    for key in skipped:
-        del state[key]
-    result = model.load_state_dict(state, strict=False)
     head = tuple(f"{m}." for m in getattr(model, "classifier_module_names", lambda: [])())
+    skipped, adapted = [], []
+    for key, value in list(state.items()):
+        if key not in own or own[key].shape == value.shape:
+            continue
+        if key.startswith(head):
+            skipped.append(key)
+            del state[key]
+        elif _is_input_conv(value, own[key]):
+            state[key] = adapt_input_channels(value, own[key].shape[1])
+            adapted.append(key)
+        else:
+            raise ModelError(
+                f"{source} do not fit model '{name}': {key} is {tuple(value.shape)} in the "
+                f"weights but {tuple(own[key].shape)} in the model (another width or variant?)"
+            )
+    result = model.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(head) and k not in skipped]
     if missing or result.unexpected_keys:
         raise ModelError(
@@ -55,4 +73,26 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
         )
     if skipped:
         logger.info(f"{source}: new classifier, skipped {', '.join(skipped)}")
+    if adapted:
+        logger.info(f"{source}: adapted input channels of {', '.join(adapted)}")
     return skipped
+
+
+def _is_input_conv(source: torch.Tensor, target: torch.Tensor) -> bool:
+    """A conv weight that differs only in its input-channel dimension."""
+    return (
+        source.ndim == 4
+        and target.ndim == 4
+        and source.shape[0] == target.shape[0]
+        and source.shape[2:] == target.shape[2:]
+        and source.shape[1] != target.shape[1]
+    )
+
+
+def adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """(C', C, k, k) filters for ``channels`` inputs instead of C."""
+    source = weight.shape[1]
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-channels // source)
+    return weight.repeat(1, repeats, 1, 1)[:, :channels] * (source / channels)
