@@ -14,18 +14,23 @@ from torch import nn
 
 from . import (
     alexnet,
+    deeplab,
     fastnet,
+    fcn,
     googlenet,
     mobilenet,
     resnet,
+    segnet,
     shufflenet,
     simple,
+    unet,
     vgg,
     vit,
 )
 from .base import Classifier, FeatureLevel, ModelSpec
 
 _FAMILIES = [simple, alexnet, vgg, resnet, fastnet, googlenet, mobilenet, shufflenet, vit]
+_FAMILIES += [fcn, segnet, unet, deeplab]  # segmentation
 
 MODELS: dict[str, ModelSpec] = {}
 for _family in _FAMILIES:
@@ -54,9 +59,14 @@ def create_model(
     num_classes: int | None = None,
     in_channels: int = 3,
     weights: str | Path | None = None,
+    new_classifier: bool = False,
     **kwargs: Any,
 ) -> nn.Module:
-    """Build model ``name``; ``weights`` is a state-dict file (torchvision's or ours)."""
+    """Build model ``name``; ``weights`` is a state-dict file (torchvision's or ours).
+
+    ``new_classifier=True`` starts a fresh head after loading even when the class count
+    matches: transfer to other classes of the same number.
+    """
     spec = get_spec(name)
     options = {**spec.defaults, **kwargs}
     if num_classes is not None:
@@ -69,6 +79,8 @@ def create_model(
         from .weights import load_pretrained
 
         load_pretrained(model, weights, name=name)
+        if new_classifier:
+            model.reset_classifier(model.num_classes)
     return model
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier, FeatureLevel
-from .weights import read_state_dict
+from .weights import adapt_input_channels, read_state_dict
 
 SegmentationOutput = torch.Tensor | dict[str, torch.Tensor]
 
@@ -83,19 +83,20 @@ class SegmentationModel(nn.Module):
 def as_encoder(classifier: Classifier) -> Classifier:
     """``classifier`` without its head, so that it only computes ``forward_pyramid``.
 
-    The head modules (``classifier_module_names``) become ``nn.Identity``: their
-    parameters would never get a gradient, and without them the state-dict keys are
-    the classifier's own minus the head, as torchvision's ``IntermediateLayerGetter``
-    gives them.
+    Every top-level module holding a head module (``classifier_module_names``: VGG's
+    ``classifier.6`` takes all of ``classifier``, fc6 and fc7 with it) becomes
+    ``nn.Identity``: its parameters would never get a gradient, and without them the
+    state-dict keys are the classifier's own minus the head, as torchvision's
+    ``IntermediateLayerGetter`` gives them.
     """
     if not isinstance(classifier, Classifier):
         raise TypeError(
             f"a segmentation encoder must be a pixelwise Classifier (with forward_pyramid "
             f"and feature_info), got {type(classifier).__name__}"
         )
-    head = list(classifier.classifier_module_names())
+    head = sorted({name.split(".")[0] for name in classifier.classifier_module_names()})
     for name in head:
-        classifier.set_submodule(name, nn.Identity())
+        setattr(classifier, name, nn.Identity())
     classifier.removed_head = head
     return classifier
 
@@ -118,34 +119,42 @@ def create_encoder(
         if spec.task != "classification":
             raise ModelError(f"encoder '{encoder}' is a {spec.task} model; use a classifier")
         encoder = create_model(encoder, in_channels=in_channels, **kwargs)
+    elif kwargs:
+        raise ModelError(f"encoder options {sorted(kwargs)} need an encoder name, not a model")
     encoder = as_encoder(encoder)
     if weights is not None:
         load_encoder_weights(encoder, weights)
     return encoder
 
 
-def load_encoder_weights(encoder: Classifier, path: str | Path) -> None:
+def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     """Load a classifier's state dict (file ``path``) into ``encoder``, ignoring its head.
 
-    Every other key must be present with the same shape: weights of another
-    architecture, or of another ``in_channels``, fail with the keys that differ.
+    A first convolution for another number of input channels is adapted as
+    :func:`~pixelwise.models.weights.load_pretrained` does (summed for one channel,
+    repeated and rescaled otherwise). Every other key must be present with the same
+    shape: weights of another architecture fail, naming the keys that differ.
     """
     from . import ModelError
 
-    head = tuple(getattr(encoder, "removed_head", ()))
-    state = {k: v for k, v in read_state_dict(path).items() if k.split(".")[0] not in head}
+    head = tuple(f"{name}." for name in getattr(encoder, "removed_head", ()))
+    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(head)}
     own = encoder.state_dict()
-    wrong = [
-        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and own[k].shape != v.shape
-    ]
+    wrong = []
+    for key, value in state.items():
+        if key not in own or own[key].shape == value.shape:
+            continue
+        target = own[key].shape
+        if value.ndim == 4 and value.shape[0] == target[0] and value.shape[2:] == target[2:]:
+            state[key] = adapt_input_channels(value, target[1])
+        else:
+            wrong.append(f"{key} {tuple(value.shape)} vs {tuple(target)}")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if wrong or missing or unexpected:
         raise ModelError(
             f"encoder weights {path} do not fit {type(encoder).__name__}: "
-            f"{len(wrong)} shapes differ (e.g. {wrong[:2]}; is in_channels the same?), "
+            f"{len(wrong)} shapes differ (e.g. {wrong[:2]}), "
             f"{len(missing)} keys missing (e.g. {missing[:3]}), "
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
         )

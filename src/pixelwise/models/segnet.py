@@ -39,7 +39,7 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
 class SegNetEncoder(nn.Module):
     """VGG-BN convolutions whose max-poolings also return their indices and input sizes."""
 
-    removed_head = ["avgpool", "classifier"]  # a VGG classifier's keys that have no place here
+    removed_head = ("avgpool", "classifier")  # a VGG classifier's keys that have no place here
 
     def __init__(self, in_channels: int, channels: Sequence[int], depths: Sequence[int]) -> None:
         super().__init__()

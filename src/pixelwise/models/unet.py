@@ -51,37 +51,34 @@ def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
 
 
 def unpadded_unet_size(input_size: int, depth: int = 4) -> tuple[int, int]:
-    """Output size and crop per side of the unpadded U-Net for one input dimension.
+    """Output size and crop per side of the unpadded U-Net, for one input dimension.
 
-    Each unpadded 3x3 convolution loses 2 pixels, so going down ``s -> (s - 4) / 2``
-    per stage, ``s - 4`` at the bottom and ``2 s - 4`` per stage going up; 572 gives
-    388 and a crop of 92 pixels a side. A size is valid when every pooling sees an
-    even size, i.e. ``input_size = 2**depth * b + 124`` for ``depth=4`` (``b >= 1``);
-    other sizes raise, naming the nearest valid ones.
+    Each unpadded 3x3 convolution loses 2 pixels: going down a stage maps
+    ``s -> (s - 4) / 2``, the bottom ``s -> s - 4`` and going up ``s -> 2 s - 4``. With
+    ``S = 2**depth`` and ``b`` the bottom's output size this gives
+
+        input = S b + 4 (2 S - 1),    output = S b - 4 (S - 1),
+
+    so 572 gives 388 and a crop of 92 pixels a side. Other sizes would pool an odd
+    size (the paper requires even ones) or leave nothing; they raise, naming the
+    nearest valid sizes.
     """
-    size = input_size
-    for _ in range(depth):
-        size -= 4
-        if size <= 0 or size % 2:
-            raise ValueError(
-                f"unpadded U-Net: input size {input_size} is not valid; {_nearest_valid(input_size, depth)}"
-            )
-        size //= 2
-    size -= 4
-    if size <= 0:
+    scale = 2**depth
+    bottom, rest = divmod(input_size - 4 * (2 * scale - 1), scale)
+    output = scale * bottom - 4 * (scale - 1)
+    if rest or output <= 0:
         raise ValueError(
-            f"unpadded U-Net: input size {input_size} is too small; {_nearest_valid(input_size, depth)}"
+            f"unpadded U-Net (depth {depth}): input size {input_size} is not valid; "
+            f"valid sizes near it: {', '.join(map(str, _valid_sizes_near(input_size, depth)))}"
         )
-    for _ in range(depth):
-        size = 2 * size - 4
-    return size, (input_size - size) // 2
+    return output, (input_size - output) // 2
 
 
-def _nearest_valid(size: int, depth: int) -> str:
-    margin = 4 * (2 ** (depth + 1) - 1)  # input = 2**depth * bottom + margin (124 for depth 4)
-    bottom = max(1, round((size - margin) / 2**depth))
-    valid = sorted({2**depth * b + margin for b in (bottom - 1, bottom, bottom + 1) if b >= 1})
-    return f"valid sizes near it: {', '.join(map(str, valid))}"
+def _valid_sizes_near(size: int, depth: int) -> list[int]:
+    scale = 2**depth
+    smallest = 4 * (scale - 1) // scale + 1  # bottom size giving one output pixel or more
+    bottom = max(smallest + 1, round((size - 4 * (2 * scale - 1)) / scale))
+    return [scale * b + 4 * (2 * scale - 1) for b in (bottom - 1, bottom, bottom + 1)]
 
 
 class UNet(SegmentationModel):

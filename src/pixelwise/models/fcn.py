@@ -1,0 +1,299 @@
+"""Fully convolutional networks (Long, Shelhamer and Darrell, 2015).
+
+A classifier becomes a dense predictor when its fully connected layers are read as
+convolutions: VGG16's fc6 (25088 → 4096) is a 7x7 convolution over pool5, fc7 a 1x1
+convolution, and a 1x1 ``score_fr`` gives class scores at stride 32. A transposed
+convolution initialised to bilinear interpolation (and then learned) upsamples them:
+
+- ``fcn32s``: score_fr upsampled 32x in one step;
+- ``fcn16s``: score_fr upsampled 2x plus scores from pool4 (stride 16), then 16x;
+- ``fcn8s``: that plus scores from pool3 (stride 8), then 8x.
+
+The skip scorers start at zero (the paper's initialisation), so an FCN-16s begins as
+its FCN-32s. Instead of Caffe's 100-pixel padding and crop offsets, the input is padded
+to a multiple of 32 and fc6 pads by 3, so every map is exactly ``size / stride`` and
+the upsampling ``ConvTranspose2d(k=2f, stride=f, padding=f/2)`` gives exactly ``f``
+times its input. fc6 and fc7 take the VGG classifier's weights (reshaped, shared), so
+``encoder_weights`` of an ImageNet VGG16 initialise them as in the paper.
+
+Parameters: the paper's 134M (VGG16's 138M less fc8, plus the scorers) and the
+upsampling kernels, ``classes² (2f)²`` each: 1.8M more for FCN-32s with 21 classes.
+The paper's reference code keeps those fixed; here they are learned, as its text says
+of the 2x ones.
+
+``fcn_resnet50`` and ``fcn_resnet101`` are torchvision's: a ResNet with dilation in its
+last two stages (output stride 8), an :class:`FCNHead` on layer4 (and on layer3 with
+``aux_loss=True``), logits resized bilinearly to the input. Keys and outputs equal
+torchvision's ``fcn_resnet50(weights=None, weights_backbone=None, ...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Classifier, ModelSpec
+from .encoders import SegmentationModel, as_encoder, create_encoder, load_encoder_weights
+from .vgg import vgg16
+
+
+def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
+    """Weights that make a ``ConvTranspose2d`` upsample each channel bilinearly.
+
+    ``w[c, c, i, j] = (1 - |i - m| / f) (1 - |j - m| / f)`` with ``f = ceil(k / 2)`` and
+    ``m`` the kernel's centre; zero between different channels.
+    """
+    factor = (kernel_size + 1) // 2
+    center = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
+    filt = 1 - (torch.arange(kernel_size, dtype=torch.float32) - center).abs() / factor
+    weight = torch.zeros(channels, channels, kernel_size, kernel_size)
+    weight[range(channels), range(channels)] = filt[:, None] * filt[None, :]
+    return weight
+
+
+def bilinear_upsampling(channels: int, factor: int) -> nn.ConvTranspose2d:
+    """A learnable ``factor``-times upsampling that starts as bilinear interpolation."""
+    up = nn.ConvTranspose2d(
+        channels, channels, 2 * factor, stride=factor, padding=factor // 2, bias=False
+    )
+    with torch.no_grad():
+        up.weight.copy_(bilinear_kernel(channels, 2 * factor))
+    return up
+
+
+def zero_conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    """A class scorer that starts at zero, so a new skip adds nothing at first."""
+    conv = nn.Conv2d(in_channels, out_channels, 1)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
+
+
+def linear_as_conv(linear: nn.Linear, in_channels: int, kernel_size: int) -> nn.Conv2d:
+    """``linear`` read as a ``kernel_size`` convolution, sharing its weights (no copy)."""
+    conv = nn.Conv2d(  # on "meta": no memory for the weights it is about to replace
+        in_channels, linear.out_features, kernel_size, padding=kernel_size // 2, device="meta"
+    )
+    conv.weight = nn.Parameter(
+        linear.weight.detach().view(linear.out_features, in_channels, kernel_size, kernel_size)
+    )
+    conv.bias = nn.Parameter(linear.bias.detach())
+    return conv
+
+
+class FCN(SegmentationModel):
+    """FCN-32s, 16s or 8s (``stride``) on a VGG classifier, which becomes the encoder.
+
+    ``fc_channels`` other than 4096 gives freshly initialised, narrower fc6/fc7 (for
+    quick experiments); at 4096 they are the VGG classifier's own layers.
+    """
+
+    size_divisor = 32
+
+    def __init__(
+        self,
+        vgg: Classifier,
+        num_classes: int = 21,
+        stride: int = 8,
+        fc_channels: int = 4096,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if stride not in (32, 16, 8):
+            raise ValueError(f"FCN: stride must be 32, 16 or 8, got {stride}")
+        self.num_classes = num_classes
+        self.stride = stride
+        # VGG levels are the maps before each pool (strides 1-16) and pool5 (stride 32)
+        channels = [level.channels for level in vgg.feature_info]
+        pool3_channels, pool4_channels, pool5_channels = channels[2], channels[3], channels[-1]
+        *_, pool3, pool4, _ = vgg.pool_indices
+        if fc_channels == 4096:
+            fc6 = linear_as_conv(vgg.classifier[0], pool5_channels, 7)
+            fc7 = linear_as_conv(vgg.classifier[3], 4096, 1)
+        else:
+            fc6 = nn.Conv2d(pool5_channels, fc_channels, 7, padding=3)
+            fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.encoder = as_encoder(vgg)
+        self.pool3, self.pool4 = pool3, pool4  # positions in encoder.features
+        self.fc6 = nn.Sequential(fc6, nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.fc7 = nn.Sequential(fc7, nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.score_fr = zero_conv1x1(fc_channels, num_classes)
+        if stride <= 16:
+            self.upscore2 = bilinear_upsampling(num_classes, 2)
+            self.score_pool4 = zero_conv1x1(pool4_channels, num_classes)
+        if stride == 8:
+            self.upscore_pool4 = bilinear_upsampling(num_classes, 2)
+            self.score_pool3 = zero_conv1x1(pool3_channels, num_classes)
+        self.upscore = bilinear_upsampling(num_classes, stride)
+
+    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        features = self.encoder.features
+        pool3 = features[: self.pool3 + 1](x)
+        pool4 = features[self.pool3 + 1 : self.pool4 + 1](pool3)
+        pool5 = features[self.pool4 + 1 :](pool4)
+        score = self.score_fr(self.fc7(self.fc6(pool5)))
+        if self.stride <= 16:
+            score = self.upscore2(score) + self.score_pool4(pool4)
+        if self.stride == 8:
+            score = self.upscore_pool4(score) + self.score_pool3(pool3)
+        return self.upscore(score), None
+
+    def classifier_module_names(self) -> list[str]:
+        return [name for name, _ in self.named_children() if name.startswith(("score", "up"))]
+
+
+def _fcn_vgg16(
+    stride: int,
+    num_classes: int,
+    in_channels: int,
+    encoder_weights: str | Path | None,
+    fc_channels: int,
+) -> FCN:
+    vgg = vgg16(in_channels=in_channels)
+    if encoder_weights is not None:  # before the classifier becomes fc6/fc7
+        removed = vgg.classifier[6]
+        vgg.classifier[6] = nn.Identity()
+        vgg.removed_head = ["classifier.6"]
+        load_encoder_weights(vgg, encoder_weights)
+        vgg.classifier[6] = removed
+    return FCN(vgg, num_classes, stride, fc_channels)
+
+
+def fcn32s(
+    num_classes: int = 21,
+    in_channels: int = 3,
+    encoder_weights: str | Path | None = None,
+    fc_channels: int = 4096,
+) -> FCN:
+    """FCN-32s on VGG16; ``encoder_weights``: a vgg16 classifier's state dict."""
+    return _fcn_vgg16(32, num_classes, in_channels, encoder_weights, fc_channels)
+
+
+def fcn16s(
+    num_classes: int = 21,
+    in_channels: int = 3,
+    encoder_weights: str | Path | None = None,
+    fc_channels: int = 4096,
+) -> FCN:
+    """FCN-16s on VGG16: adds the pool4 skip."""
+    return _fcn_vgg16(16, num_classes, in_channels, encoder_weights, fc_channels)
+
+
+def fcn8s(
+    num_classes: int = 21,
+    in_channels: int = 3,
+    encoder_weights: str | Path | None = None,
+    fc_channels: int = 4096,
+) -> FCN:
+    """FCN-8s on VGG16: adds the pool4 and pool3 skips."""
+    return _fcn_vgg16(8, num_classes, in_channels, encoder_weights, fc_channels)
+
+
+class FCNHead(nn.Sequential):
+    """torchvision's head: 3x3 conv to a quarter of the channels, BN, ReLU, dropout, 1x1."""
+
+    def __init__(self, in_channels: int, num_classes: int) -> None:
+        inter_channels = in_channels // 4
+        super().__init__(
+            nn.Conv2d(in_channels, inter_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(inter_channels),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Conv2d(inter_channels, num_classes, 1),
+        )
+
+
+class DilatedSegmentationModel(SegmentationModel):
+    """torchvision's ``_SimpleSegmentationModel``: backbone, head, bilinear resize.
+
+    ``classifier`` scores the encoder's deepest level and ``aux_classifier`` (if any,
+    computed in training mode only) the level before it. Logits are resized to the
+    input with ``align_corners=False``, which handles any input size, so no padding
+    is needed (``size_divisor`` 1) and outputs equal torchvision's.
+    """
+
+    def __init__(
+        self,
+        backbone: Classifier,
+        classifier: nn.Module,
+        aux_classifier: nn.Module | None,
+        num_classes: int,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.backbone = backbone
+        self.classifier = classifier
+        self.aux_classifier = aux_classifier
+
+    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        size = x.shape[-2:]
+        levels = self.backbone.forward_pyramid(x)
+        out = F.interpolate(
+            self.classifier(levels[-1]), size=size, mode="bilinear", align_corners=False
+        )
+        aux = None
+        if self.aux_classifier is not None and self.training:
+            aux = self.aux_classifier(levels[-2])
+            aux = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
+        return out, aux
+
+    def classifier_module_names(self) -> list[str]:
+        return ["classifier", "aux_classifier"]
+
+
+def dilated_resnet(name: str, in_channels: int, encoder_weights: str | Path | None) -> Classifier:
+    """A ResNet encoder at output stride 8: layer3 and layer4 dilated instead of strided."""
+    return create_encoder(
+        name, in_channels, encoder_weights, replace_stride_with_dilation=[False, True, True]
+    )
+
+
+def _fcn_resnet(
+    name: str,
+    num_classes: int,
+    in_channels: int,
+    aux_loss: bool,
+    encoder_weights: str | Path | None,
+) -> DilatedSegmentationModel:
+    backbone = dilated_resnet(name, in_channels, encoder_weights)
+    channels = [level.channels for level in backbone.feature_info]
+    aux = FCNHead(channels[-2], num_classes) if aux_loss else None
+    return DilatedSegmentationModel(backbone, FCNHead(channels[-1], num_classes), aux, num_classes)
+
+
+def fcn_resnet50(
+    num_classes: int = 21,
+    in_channels: int = 3,
+    aux_loss: bool = False,
+    encoder_weights: str | Path | None = None,
+) -> DilatedSegmentationModel:
+    """torchvision's FCN-ResNet50 (35.3M parameters with ``aux_loss``, 21 classes)."""
+    return _fcn_resnet("resnet50", num_classes, in_channels, aux_loss, encoder_weights)
+
+
+def fcn_resnet101(
+    num_classes: int = 21,
+    in_channels: int = 3,
+    aux_loss: bool = False,
+    encoder_weights: str | Path | None = None,
+) -> DilatedSegmentationModel:
+    """torchvision's FCN-ResNet101 (54.3M parameters with ``aux_loss``, 21 classes)."""
+    return _fcn_resnet("resnet101", num_classes, in_channels, aux_loss, encoder_weights)
+
+
+_VOC = (3, 512, 512)
+
+MODELS = {
+    "fcn32s": ModelSpec(fcn32s, "segmentation", _VOC, "FCN-32s on VGG16"),
+    "fcn16s": ModelSpec(fcn16s, "segmentation", _VOC, "FCN-16s on VGG16 (pool4 skip)"),
+    "fcn8s": ModelSpec(fcn8s, "segmentation", _VOC, "FCN-8s on VGG16 (pool4 and pool3 skips)"),
+    "fcn_resnet50": ModelSpec(
+        fcn_resnet50, "segmentation", _VOC, "FCN head on dilated ResNet-50 (torchvision)"
+    ),
+    "fcn_resnet101": ModelSpec(
+        fcn_resnet101, "segmentation", _VOC, "FCN head on dilated ResNet-101 (torchvision)"
+    ),
+}
