@@ -30,8 +30,8 @@ class DataConfig:
 
     format: str = "digits"
     """digits | digits_segmentation | image_folder | csv | cifar10 | cifar100 |
-    mask_folder | oxford_pet | voc"""
-    root: str | None = None
+    mask_folder | oxford_pet | voc (layouts: docs/data.md)"""
+    root: str | None = None  # relative paths: to the directory the command runs in
     num_classes: int | None = None  # inferred from the dataset where it knows
     class_names: list[str] | None = None
     in_channels: int = 3
@@ -41,7 +41,7 @@ class DataConfig:
     num_workers: int = 0
     pin_memory: bool | None = None  # None: on when training on CUDA
     persistent_workers: bool = True
-    cache: bool = False  # keep decoded uint8 images in memory
+    cache: bool = False  # decode every image once and keep the uint8 pixels in memory
     val_fraction: float = 0.15  # used only where the dataset has no own split
     test_fraction: float = 0.15
     train_split: str = "train"
@@ -57,6 +57,9 @@ class DataConfig:
     color_jitter: float | None = None
     crop_padding: int | None = None
     random_resized_crop: bool | None = None
+    random_scale: list[float] | None = None  # segmentation: [low, high] resize factors
+    crop_size: list[int] | None = None  # segmentation training crops; None: image_size
+    eval_size: Literal["image_size", "native"] = "image_size"  # segmentation evaluation
     normalize: bool = True
     mean: list[float] | None = None  # None: ImageNet statistics (or 0.5 for one channel)
     std: list[float] | None = None
@@ -64,8 +67,9 @@ class DataConfig:
     palette: str | None = None  # file of RGB colours for mask_mode=rgb
     list_file: str | None = None  # path,label (csv) or image mask pairs (mask_folder)
     mask_suffix: str = ""  # mask file stem = image stem + suffix
-    image_dir: str = "images"
-    mask_dir: str = "masks"
+    image_dir: str = "images"  # "{split}" is replaced by the split name (CamVid: "{split}")
+    mask_dir: str = "masks"  # (CamVid: "{split}annot")
+    mask_ignore_values: list[int] = field(default_factory=list)  # stored values -> ignore_index
     pet_classes: Literal["trimap", "binary"] = "trimap"
     samples_per_class: int | None = None  # keep the first n per class (small labelled sets)
     include_classes: list[int] | None = None  # keep only these class indices (renumbered)
@@ -80,12 +84,15 @@ class ModelConfig:
     name: str = "small_cnn"
     options: dict[str, Any] = field(default_factory=dict)  # passed to create_model(**options)
     weights: str | None = None  # state dict path, or "torchvision"
+    new_classifier: bool = False  # fresh head even when the class count matches (transfer)
     encoder: str | None = None  # segmentation models: which classifier encodes
     encoder_weights: str | None = None
 
 
 @dataclass
 class LossTerm:
+    """One term of the loss: ``weight * name(logits, target)``."""
+
     name: str = "cross_entropy"  # cross_entropy | focal | dice
     weight: float = 1.0
 
@@ -95,15 +102,17 @@ class LossConfig:
     """The training objective; terms are summed with their weights."""
 
     terms: list[LossTerm] = field(default_factory=lambda: [LossTerm()])
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # cross-entropy only
     focal_gamma: float = 2.0
-    focal_alpha: list[float] | None = None
+    focal_alpha: list[float] | None = None  # one per class; None: data.class_weights
     dice_smooth: float = 1.0
     aux_weight: float = 0.4  # weight of auxiliary-head losses, where the model has them
 
 
 @dataclass
 class OptimConfig:
+    """Optimiser, weight decay groups, clipping, accumulation (docs/training.md)."""
+
     name: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
@@ -113,8 +122,8 @@ class OptimConfig:
     decay_norm_and_bias: bool = False  # False: no weight decay on norm weights and biases
     scale_lr: bool = False  # linear scaling rule: lr * global_batch / reference_batch
     reference_batch_size: int = 256
-    clip_grad_norm: float | None = None
-    accumulate_steps: int = 1
+    clip_grad_norm: float | None = None  # max L2 norm of all gradients together
+    accumulate_steps: int = 1  # batches per optimiser step
 
 
 @dataclass
@@ -133,10 +142,12 @@ class ScheduleConfig:
 
 @dataclass
 class FinetuneConfig:
+    """What trains when starting from pretrained weights (model.weights, model.encoder_weights)."""
+
     strategy: Literal["full", "head", "partial"] = "full"
     trainable_stages: int = 1  # partial: how many of the last stages train
     pretrained_lr_mult: float = 1.0  # lr multiplier for pretrained (backbone) parameters
-    unfreeze_after_epochs: int | None = None  # gradual unfreezing
+    unfreeze_after_epochs: int | None = None  # gradual: one more stage every n epochs
 
 
 @dataclass
@@ -150,6 +161,8 @@ class EarlyStoppingConfig:
 
 @dataclass
 class DistillConfig:
+    """Knowledge distillation from a trained teacher (Hinton et al., 2015)."""
+
     teacher: str | None = None  # run directory or checkpoint of the teacher
     temperature: float = 4.0
     alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha on the hard labels
@@ -161,14 +174,15 @@ class TrainConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
-    ema: bool = False
+    ema: bool = False  # exponential moving average of weights, logged as val_ema/
     ema_decay: float = 0.999
     best_metric: str | None = None  # None: val/accuracy or val/miou by task
     best_mode: Literal["max", "min"] = "max"
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     sync_batchnorm: bool = False
     val_every: int = 1
-    log_every: int = 50  # iterations between progress-bar refreshes of the loss
+    log_every: int = 50  # iterations between progress-bar refreshes (and NaN checks)
+    train_metrics: bool = True  # train/ figures from a confusion matrix kept on the device
     tensorboard: bool = True
     report: bool = True  # write report.html at the end
     learning_gif: bool = True  # segmentation: predict fixed val images every epoch
@@ -177,10 +191,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    tta_hflip: bool = False
-    sliding_window: bool = False
-    window_overlap: float = 0.5
-    topk: int = 5
+    """How ``pixelwise eval`` (and the test split after training) predicts; validation
+    during training is always one plain forward pass. Details: docs/metrics.md."""
+
+    tta_hflip: bool = False  # average the softmax of the image and its horizontal mirror
+    sliding_window: bool = False  # segmentation: windows of the training size, native images
+    window_overlap: float = 0.5  # fraction of a window shared with its neighbour
+    window_size: list[int] | None = None  # [height, width]; None: the training crop/image size
+    window_weighting: Literal["gaussian", "uniform"] = "gaussian"
+    topk: int = 5  # top-k accuracy for classification
 
 
 @dataclass
@@ -368,6 +387,56 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
     )
     need(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
     need(d.max_image_pixels > 0, "data.max_image_pixels", "must be positive")
+    for name in ("mean", "std"):
+        values = getattr(d, name)
+        need(
+            values is None or len(values) == d.in_channels,
+            f"data.{name}",
+            f"needs one value per channel (data.in_channels={d.in_channels}), got {values}",
+        )
+    need((d.mean is None) == (d.std is None), "data.mean", "and data.std go together")
+    need(d.std is None or all(v > 0 for v in d.std), "data.std", "must be positive")
+    need(
+        d.crop_size is None or (len(d.crop_size) == 2 and min(d.crop_size) >= 1),
+        "data.crop_size",
+        f"must be [height, width] with positive sizes, got {d.crop_size}",
+    )
+    need(
+        d.random_scale is None
+        or (len(d.random_scale) == 2 and 0 < d.random_scale[0] <= d.random_scale[1]),
+        "data.random_scale",
+        f"must be [low, high] with 0 < low <= high, got {d.random_scale}",
+    )
+    for name in ("hflip", "vflip"):
+        p = getattr(d, name)
+        need(p is None or 0 <= p <= 1, f"data.{name}", f"is a probability in [0, 1], got {p}")
+    for name in ("rotation", "color_jitter", "crop_padding"):
+        v = getattr(d, name)
+        need(v is None or v >= 0, f"data.{name}", f"must be >= 0, got {v}")
+    need(
+        d.class_names is None or d.num_classes is None or len(d.class_names) == d.num_classes,
+        "data.class_names",
+        f"has {len(d.class_names or [])} names but data.num_classes is {d.num_classes}",
+    )
+    need(
+        d.num_classes is None or not 0 <= d.ignore_index < d.num_classes,
+        "data.ignore_index",
+        f"({d.ignore_index}) must not be a class index (0..{(d.num_classes or 0) - 1})",
+    )
+    need(
+        not isinstance(d.class_weights, list)
+        or d.num_classes is None
+        or len(d.class_weights) == d.num_classes,
+        "data.class_weights",
+        f"needs one weight per class (data.num_classes={d.num_classes})",
+    )
+    need(d.mask_mode != "rgb" or d.palette is not None, "data.mask_mode", "rgb needs data.palette")
+    need(
+        d.samples_per_class is None or d.samples_per_class >= 1,
+        "data.samples_per_class",
+        "must be >= 1",
+    )
+    need(d.num_samples >= 1, "data.num_samples", "must be >= 1")
     need(o.lr > 0, "optim.lr", f"must be positive, got {o.lr}")
     need(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
     need(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
@@ -392,8 +461,86 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
         )
     need(cfg.distill.temperature > 0, "distill.temperature", "must be positive")
     need(0 <= cfg.distill.alpha <= 1, "distill.alpha", "must be in [0, 1]")
+    _validate_training(cfg, need)
     need(0 <= cfg.eval.window_overlap < 1, "eval.window_overlap", "must be in [0, 1)")
+    window = cfg.eval.window_size
+    need(
+        window is None or (len(window) == 2 and min(window) >= 1),
+        "eval.window_size",
+        f"must be [height, width] with positive sizes (or null), got {window}",
+    )
+    need(cfg.eval.topk >= 1, "eval.topk", f"must be >= 1, got {cfg.eval.topk}")
     need(cfg.name.strip() != "" and "/" not in cfg.name, "name", "must be a plain folder name")
+
+
+def _validate_training(cfg: ExperimentConfig, need: Any) -> None:
+    """The training engine's keys: loss, optimiser, schedule, fine-tuning, train."""
+    o, s, f, t, loss = cfg.optim, cfg.schedule, cfg.finetune, cfg.train, cfg.loss
+    need(o.reference_batch_size >= 1, "optim.reference_batch_size", "must be >= 1")
+    need(
+        o.clip_grad_norm is None or o.clip_grad_norm > 0,
+        "optim.clip_grad_norm",
+        f"must be positive (or null for no clipping), got {o.clip_grad_norm}",
+    )
+    need(all(0 <= b < 1 for b in o.betas), "optim.betas", f"must be in [0, 1), got {o.betas}")
+    need(0 < s.warmup_start_factor <= 1, "schedule.warmup_start_factor", "must be in (0, 1]")
+    need(0 <= s.min_lr_factor <= 1, "schedule.min_lr_factor", "must be in [0, 1]")
+    need(s.step_epochs > 0, "schedule.step_epochs", f"must be positive, got {s.step_epochs}")
+    need(s.gamma > 0, "schedule.gamma", f"must be positive, got {s.gamma}")
+    need(s.power > 0, "schedule.power", f"must be positive, got {s.power}")
+    need(
+        s.name != "multistep" or len(s.milestones) > 0,
+        "schedule.milestones",
+        "needs at least one epoch for schedule.name=multistep, e.g. [30, 60]",
+    )
+    need(
+        list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),
+        "schedule.milestones",
+        f"must be positive epochs in increasing order, got {s.milestones}",
+    )
+    need(loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
+    need(
+        loss.focal_alpha is None or all(a >= 0 for a in loss.focal_alpha),
+        "loss.focal_alpha",
+        "must be non-negative weights, one per class",
+    )
+    need(loss.dice_smooth >= 0, "loss.dice_smooth", "must be >= 0")
+    need(loss.aux_weight >= 0, "loss.aux_weight", "must be >= 0")
+    for i, term in enumerate(loss.terms):
+        need(term.weight >= 0, f"loss.terms[{i}].weight", f"must be >= 0, got {term.weight}")
+    need(f.trainable_stages >= 0, "finetune.trainable_stages", "must be >= 0")
+    need(f.pretrained_lr_mult >= 0, "finetune.pretrained_lr_mult", "must be >= 0")
+    need(
+        f.unfreeze_after_epochs is None or f.unfreeze_after_epochs >= 1,
+        "finetune.unfreeze_after_epochs",
+        "must be >= 1 (or null for no gradual unfreezing)",
+    )
+    need(t.val_every >= 1, "train.val_every", f"must be >= 1, got {t.val_every}")
+    need(t.log_every >= 1, "train.log_every", f"must be >= 1, got {t.log_every}")
+    need(t.gif_images >= 1, "train.gif_images", "must be >= 1")
+    es = t.early_stopping
+    need(es.patience >= 1, "train.early_stopping.patience", "must be >= 1")
+    need(es.min_delta >= 0, "train.early_stopping.min_delta", "must be >= 0")
+    for key, name in (
+        ("train.best_metric", t.best_metric),
+        ("train.early_stopping.metric", es.metric),
+    ):
+        need(
+            name is None or name.split("/")[0] in ("train", "val", "val_ema") and "/" in name,
+            key,
+            f"must name a logged figure such as val/accuracy, val/miou, val_ema/accuracy or "
+            f"train/loss, got {name!r}",
+        )
+    need(
+        not t.best_metric or not t.best_metric.startswith("val_ema/") or t.ema,
+        "train.best_metric",
+        "names a val_ema/ figure, which needs train.ema=true",
+    )
+    need(
+        cfg.distill.teacher is None or cfg.distill.teacher.strip() != "",
+        "distill.teacher",
+        "must be a run directory or checkpoint path",
+    )
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -1,158 +1,341 @@
 """Every reported figure from one dataset-level confusion matrix.
 
 ``matrix[t, p]`` counts samples (or pixels) of true class ``t`` predicted as ``p``,
-accumulated over the whole split with one ``bincount`` per batch; targets equal to
-``ignore_index`` are skipped. Figures are computed from the matrix at the end, never
-averaged over batches or images. Formulas: ``docs/metrics.md``.
+accumulated over the whole split; targets equal to ``ignore_index`` are skipped.
+Figures are computed from the matrix once, at the end: never averaged over batches
+or images. A ratio whose denominator is 0 is undefined (NaN) and left out of every
+mean; a class absent from both ground truth and predictions is NaN in every
+per-class list and named in ``absent_classes``. Formulas: ``docs/metrics.md``.
+
+The matrix stays on the device of the inputs and ``update`` never waits for the
+GPU: counting uses ``torch.histc`` on CUDA (its range is given, whereas
+``torch.bincount`` reads the maximum back to the host), and invalid targets are
+counted on the device and reported by ``compute``. On CPU, ``bincount`` is used and
+invalid targets raise at once.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
+Figures = dict[str, Any]
+
 
 class ConfusionMatrix:
-    """Accumulates an int64 (C, C) matrix; ``compute()`` gives every figure."""
+    """An int64 (C, C) matrix, rows true classes, columns predictions; ``compute()``
+    gives every figure.
+
+    ``update(preds, target)`` takes class indices shaped like ``target`` ((N,) or
+    (N, H, W)) or logits with the class dimension at position 1 ((N, C) or
+    (N, C, H, W)); (N, C) logits also count top-``topk`` hits.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, topk: int = 5) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.topk = topk
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-        self.topk_correct = 0  # only counted when fed logits of (N, C) shape
-        self.topk_total = 0
+        self._topk_counts = torch.zeros(2, dtype=torch.int64)  # hits, samples
+        self._invalid = torch.zeros((), dtype=torch.int64)  # targets or preds out of range
 
+    # ----------------------------------------------------------------------- accumulating
     def reset(self) -> None:
         self.matrix.zero_()
-        self.topk_correct = 0
-        self.topk_total = 0
+        self._topk_counts.zero_()
+        self._invalid.zero_()
+
+    @property
+    def device(self) -> torch.device:
+        return self.matrix.device
+
+    def to(self, device: torch.device | str) -> ConfusionMatrix:
+        """Move the counts (``update`` does this itself, following its inputs)."""
+        self.matrix = self.matrix.to(device)
+        self._topk_counts = self._topk_counts.to(device)
+        self._invalid = self._invalid.to(device)
+        return self
 
     @torch.no_grad()
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch. ``preds``: class indices shaped like ``target``, or logits with a
-        class dimension at position 1: (N, C) for (N,) targets, (N, C, H, W) for (N, H, W)."""
-        if preds.dim() == target.dim() + 1:
-            if preds.dim() == 2 and self.topk < preds.shape[1]:
+        """Add a batch: class indices, or logits with the class dimension at position 1."""
+        c = self.num_classes
+        from_logits = preds.dim() == target.dim() + 1
+        if from_logits:
+            if preds.shape[1] != c:
+                raise ValueError(
+                    f"logits have {preds.shape[1]} classes in dimension 1, expected {c}"
+                )
+            if preds.dim() == 2 and self.topk < c:
                 self._update_topk(preds, target)
             preds = preds.argmax(dim=1)
         if preds.shape != target.shape:
             raise ValueError(
-                f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape"
+                f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape; "
+                "pass class indices shaped like the target or logits (N, C[, H, W])"
             )
-        preds = preds.reshape(-1).long()
-        target = target.reshape(-1).long()
-        keep = target != self.ignore_index if self.ignore_index is not None else None
-        if keep is not None:
-            preds, target = preds[keep], target[keep]
-        if target.numel() and (target.min() < 0 or target.max() >= self.num_classes):
-            bad = target[(target < 0) | (target >= self.num_classes)].unique()[:5].tolist()
-            raise ValueError(
-                f"target values {bad} outside [0, {self.num_classes}) and not ignore_index={self.ignore_index}"
-            )
-        counts = torch.bincount(target * self.num_classes + preds, minlength=self.num_classes**2)
-        self.matrix += (
-            counts.reshape(self.num_classes, self.num_classes)
-            .to(self.matrix.device, torch.int64)
-            .cpu()
-        )
+        if self.matrix.device != target.device:
+            self.to(target.device)
+        t = target.reshape(-1).long()
+        p = preds.reshape(-1).to(t.device).long()
+        ignored = t == self.ignore_index if self.ignore_index is not None else None
+        check_preds = not from_logits  # argmax is always a valid class
+        if t.is_cuda:
+            counts, invalid = _count_on_device(t, p, ignored, check_preds, c)
+            self._invalid += invalid
+        else:
+            counts = _count_on_host(t, p, ignored, check_preds, c)
+            if counts is None:
+                self._raise_invalid(t, p)
+        self.matrix += counts.view(c, c)
 
     def _update_topk(self, logits: torch.Tensor, target: torch.Tensor) -> None:
-        keep = (
-            target != self.ignore_index
-            if self.ignore_index is not None
-            else torch.ones_like(target, dtype=torch.bool)
+        t = target.long()
+        hits = (logits.topk(self.topk, dim=1).indices == t.unsqueeze(1)).any(dim=1)
+        if self.ignore_index is not None:
+            keep = t != self.ignore_index
+            hits &= keep
+            seen = keep.sum()
+        else:
+            seen = torch.full((), t.numel(), dtype=torch.int64, device=t.device)
+        self._topk_counts = self._topk_counts.to(t.device)
+        self._topk_counts += torch.stack([hits.sum(), seen])
+
+    def _raise_invalid(self, t: torch.Tensor | None = None, p: torch.Tensor | None = None):
+        c, ignore = self.num_classes, self.ignore_index
+        count, detail = int(self._invalid), ""
+        if t is not None and p is not None:
+            kept = t != ignore if ignore is not None else torch.ones_like(t, dtype=torch.bool)
+            bad_t = t[kept & ((t < 0) | (t >= c))]
+            bad_p = p[kept & ((p < 0) | (p >= c))]
+            count = bad_t.numel() + bad_p.numel()
+            detail = (
+                f" (targets {bad_t.unique()[:5].tolist()}, "
+                f"predictions {bad_p.unique()[:5].tolist()})"
+            )
+        raise ValueError(
+            f"{count} values outside the classes [0, {c}) that are not "
+            f"ignore_index={ignore}{detail}: check data.num_classes and data.ignore_index"
         )
-        top = logits[keep].topk(self.topk, dim=1).indices
-        self.topk_correct += int((top == target[keep].unsqueeze(1)).any(dim=1).sum())
-        self.topk_total += int(keep.sum())
 
     def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """Add another matrix's counts (another split, shard or process)."""
         if other.num_classes != self.num_classes:
             raise ValueError(
-                f"cannot merge {other.num_classes}-class into {self.num_classes}-class matrix"
+                f"cannot merge a {other.num_classes}-class matrix into a "
+                f"{self.num_classes}-class one"
             )
-        self.matrix += other.matrix
-        self.topk_correct += other.topk_correct
-        self.topk_total += other.topk_total
+        self.matrix += other.matrix.to(self.device)
+        self._topk_counts += other._topk_counts.to(self.device)
+        self._invalid += other._invalid.to(self.device)
         return self
 
-    def all_reduce(self) -> None:
-        """Sum over processes (each must hold only its own, unduplicated samples)."""
+    def all_reduce(self, group: Any = None) -> ConfusionMatrix:
+        """Sum the counts over all processes (no-op unless torch.distributed is set up).
+
+        Each process must hold only its own samples: a ``DistributedSampler`` pads
+        the dataset with repeated samples, which would then count twice; evaluate
+        with ``engine.evaluate.UnpaddedDistributedSampler`` instead.
+        """
         if not (dist.is_available() and dist.is_initialized()):
-            return
-        backend = dist.get_backend()
-        device = (
-            torch.device("cuda", torch.cuda.current_device())
-            if backend == "nccl"
-            else torch.device("cpu")
-        )
-        packed = torch.cat(
-            [self.matrix.flatten(), torch.tensor([self.topk_correct, self.topk_total])]
-        ).to(device)
-        dist.all_reduce(packed)
-        packed = packed.cpu()
-        self.matrix = packed[:-2].reshape(self.num_classes, self.num_classes).clone()
-        self.topk_correct, self.topk_total = int(packed[-2]), int(packed[-1])
+            return self
+        home = self.device
+        backend = dist.get_backend(group)
+        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
+        packed = torch.cat([self.matrix.flatten(), self._topk_counts, self._invalid.view(1)])
+        packed = packed.to(device)
+        dist.all_reduce(packed, group=group)
+        packed = packed.to(home)
+        c2 = self.num_classes**2
+        self.matrix = packed[:c2].view(self.num_classes, self.num_classes).clone()
+        self._topk_counts = packed[c2 : c2 + 2].clone()
+        self._invalid = packed[c2 + 2].clone()
+        return self
 
-    def compute(self) -> dict[str, float | list[float]]:
-        """Every figure, with stable names; per-class lists hold NaN for absent classes."""
-        m = self.matrix.double()
-        total = m.sum()
-        tp = m.diag()
-        support = m.sum(dim=1)  # true count per class
-        predicted = m.sum(dim=0)
-        present = (support + predicted) > 0  # in ground truth or prediction
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
+    # ----------------------------------------------------------------------- figures
+    def compute(self) -> Figures:
+        """Every figure, with stable names (formulas in ``docs/metrics.md``).
 
-        def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-            return torch.where(den > 0, num / den.clamp(min=1), nan)
+        Scalars: ``accuracy`` (= ``pixel_accuracy``), ``top{k}_accuracy`` (where fed
+        (N, C) logits with more than k classes), ``balanced_accuracy`` (=
+        ``mean_class_accuracy`` = ``macro_recall``), ``macro_precision``, ``macro_f1``
+        (= ``mean_dice``), ``miou``, ``fwiou``, ``weighted_precision``,
+        ``weighted_recall``, ``weighted_f1``. Per class: ``precision``, ``recall``,
+        ``f1``, ``dice``, ``iou`` (NaN where undefined), ``support``; and
+        ``absent_classes``.
+        """
+        if int(self._invalid) > 0:
+            self._raise_invalid()
+        return figures_from_matrix(self.matrix, self._topk_counts, self.topk)
 
-        recall = ratio(tp, support)
-        precision = ratio(tp, predicted)
-        iou = ratio(tp, support + predicted - tp)
-        dice = ratio(2 * tp, support + predicted)
-        # F1 is the Dice coefficient; a class present only in predictions has F1 0.
-        f1 = dice
-        accuracy = float(tp.sum() / total) if total > 0 else float("nan")
-        freq = support / total if total > 0 else support
-        out: dict[str, float | list[float]] = {
-            "accuracy": accuracy,
-            "pixel_accuracy": accuracy,
-            "balanced_accuracy": _nanmean(recall),
-            "mean_class_accuracy": _nanmean(recall),
-            "macro_precision": _nanmean(precision[present].nan_to_num(0.0))
-            if present.any()
-            else float("nan"),
-            "macro_recall": _nanmean(recall),
-            "macro_f1": _nanmean(f1),
-            "weighted_f1": float((freq * f1.nan_to_num(0.0)).sum()) if total > 0 else float("nan"),
-            "miou": _nanmean(iou),
-            "fwiou": float((freq * iou.nan_to_num(0.0)).sum()) if total > 0 else float("nan"),
-            "mean_dice": _nanmean(dice),
-            "iou": iou.tolist(),
+
+_HISTC_ON_CUDA = {"works": True}  # False once a build refuses int64 histc on CUDA
+
+
+def count_values(index: torch.Tensor, bins: int) -> torch.Tensor:
+    """How often each value in ``[0, bins)`` occurs in an int64 tensor; others are dropped.
+
+    CUDA: ``histc`` with ``bins + 1`` bins over ``[0, bins + 1]``, so value ``v`` falls
+    in bin ``v`` exactly and the extra bin (which also takes ``bins + 1``: histc's last
+    bin is closed) is cut off. Its range is given, so nothing is read back to the host,
+    unlike ``bincount``, which reads the maximum to size its output. CPU (and CUDA under
+    ``torch.use_deterministic_algorithms``): ``bincount``, out-of-range values sent to an
+    extra bin.
+    """
+    if (
+        index.is_cuda
+        and _HISTC_ON_CUDA["works"]
+        and not torch.are_deterministic_algorithms_enabled()
+    ):
+        try:
+            return torch.histc(index, bins=bins + 1, min=0, max=bins + 1)[:bins]
+        except (RuntimeError, NotImplementedError):  # refused at dispatch: no sync lost
+            _HISTC_ON_CUDA["works"] = False
+    in_range = (index >= 0) & (index < bins)
+    return torch.bincount(torch.where(in_range, index, bins), minlength=bins + 1)[:bins]
+
+
+def _count_on_host(
+    t: torch.Tensor, p: torch.Tensor, ignored: torch.Tensor | None, check_preds: bool, c: int
+) -> torch.Tensor | None:
+    """Counts of the C*C cells, or None if a value is invalid (CPU, where checks are free).
+
+    Each pixel's cell is ``t * C + p``; ignored pixels go to an extra cell ``C*C``.
+    With valid predictions, a target outside ``[0, C)`` makes its index negative
+    (``bincount`` refuses it), larger than ``C*C`` (the output grows) or exactly ``C*C``
+    (the extra cell then holds more than the ignored pixels). Few passes and one large
+    temporary: on a loaded machine, allocating memory is what costs.
+    """
+    if check_preds and p.numel():
+        low, high = p.aminmax()
+        if low < 0 or high >= c:  # predictions at ignored places may be anything
+            p = p if ignored is None else p.masked_fill(ignored, 0)
+            low, high = p.aminmax()
+            if low < 0 or high >= c:
+                return None
+    index = p.add(t, alpha=c)
+    dump = c * c
+    num_ignored = 0
+    if ignored is not None:
+        index.masked_fill_(ignored, dump)
+        num_ignored = int(ignored.sum())
+    try:
+        counts = torch.bincount(index, minlength=dump + 1)
+    except RuntimeError:  # a negative index: a target below 0
+        return None
+    if counts.numel() > dump + 1 or int(counts[dump]) != num_ignored:
+        return None
+    return counts[:dump]
+
+
+def _count_on_device(
+    t: torch.Tensor, p: torch.Tensor, ignored: torch.Tensor | None, check_preds: bool, c: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts of the C*C cells and how many values were invalid, without a host sync.
+
+    Ignored pixels and invalid predictions get the index -1, which ``count_values``
+    drops; an invalid target with a valid prediction falls outside ``[0, C*C)`` and is
+    dropped too, so ``invalid = kept - counted``.
+    """
+    index = p.add(t, alpha=c)
+    if check_preds:
+        index.masked_fill_((p < 0) | (p >= c), -1)
+    kept: torch.Tensor | int = index.numel()
+    if ignored is not None:
+        index.masked_fill_(ignored, -1)
+        kept = index.numel() - ignored.sum()
+    counts = count_values(index, c * c)
+    return counts, kept - counts.sum()
+
+
+def figures_from_matrix(
+    matrix: torch.Tensor, topk_counts: torch.Tensor | None = None, topk: int = 5
+) -> Figures:
+    """The figures of a (C, C) confusion matrix (rows true, columns predicted)."""
+    m = matrix.detach().to("cpu", torch.float64)
+    num_classes = m.shape[0]
+    total = m.sum()
+    tp = m.diag()
+    support = m.sum(dim=1)  # ground-truth count per class
+    predicted = m.sum(dim=0)
+    present = (support + predicted) > 0
+
+    precision = _ratio(tp, predicted)
+    recall = _ratio(tp, support)
+    iou = _ratio(tp, support + predicted - tp)
+    dice = _ratio(2 * tp, support + predicted)  # = F1 = 2PR / (P + R)
+    accuracy = float(tp.sum() / total) if total > 0 else math.nan
+    fwiou = float((support * iou.nan_to_num(0.0)).sum() / total) if total > 0 else math.nan
+
+    figures: Figures = {
+        "accuracy": accuracy,
+        "pixel_accuracy": accuracy,
+        "balanced_accuracy": _nanmean(recall),
+        "mean_class_accuracy": _nanmean(recall),
+        "macro_precision": _nanmean(precision),
+        "macro_recall": _nanmean(recall),
+        "macro_f1": _nanmean(dice),
+        "weighted_precision": _nanaverage(precision, support),
+        "weighted_recall": _nanaverage(recall, support),
+        "weighted_f1": _nanaverage(dice, support),
+        "miou": _nanmean(iou),
+        "fwiou": fwiou,
+        "mean_dice": _nanmean(dice),
+    }
+    if topk_counts is not None:
+        hits, seen = (int(v) for v in topk_counts.cpu())
+        if seen > 0:
+            figures[f"top{topk}_accuracy"] = hits / seen
+    figures.update(
+        {
             "precision": precision.tolist(),
             "recall": recall.tolist(),
-            "f1": f1.tolist(),
+            "f1": dice.tolist(),
+            "iou": iou.tolist(),
             "dice": dice.tolist(),
             "support": support.long().tolist(),
-            "absent_classes": [i for i in range(self.num_classes) if not present[i]],
+            "absent_classes": [i for i in range(num_classes) if not present[i]],
         }
-        if self.topk_total:
-            out[f"top{self.topk}_accuracy"] = self.topk_correct / self.topk_total
-        return out
+    )
+    return figures
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator``, NaN where the denominator is 0 (undefined)."""
+    return torch.where(denominator > 0, numerator / denominator.clamp(min=1), math.nan)
 
 
 def _nanmean(values: torch.Tensor) -> float:
-    finite = values[~values.isnan()]
-    return float(finite.mean()) if finite.numel() else math.nan
+    defined = values[~values.isnan()]
+    return float(defined.mean()) if defined.numel() else math.nan
+
+
+def _nanaverage(values: torch.Tensor, weights: torch.Tensor) -> float:
+    """Weighted mean of the defined values (weights renormalised over them)."""
+    defined = ~values.isnan()
+    total = weights[defined].sum()
+    return float((values[defined] * weights[defined]).sum() / total) if total > 0 else math.nan
 
 
 SCALAR_SUMMARY = {
-    "classification": ["accuracy", "balanced_accuracy", "macro_f1"],
+    "classification": [
+        "accuracy",
+        "top5_accuracy",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_precision",
+        "weighted_recall",
+        "weighted_f1",
+    ],
     "segmentation": ["pixel_accuracy", "mean_class_accuracy", "miou", "fwiou", "mean_dice"],
 }
+"""The headline scalars of each task, in the order tables show them."""

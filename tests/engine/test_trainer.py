@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from pixelwise.cli import main
@@ -18,7 +19,13 @@ def test_one_epoch_run_writes_everything_and_reloads(tmp_path, tiny_digits_overr
     cfg = load_config(_bundled("digits"), tiny_digits_overrides)
     result, test = run_experiment(cfg)
     run_dir = result.run_dir
-    for name in ["config.yaml", "metrics.jsonl", "splits.json", "checkpoints/last.pt", "checkpoints/best.pt"]:
+    for name in [
+        "config.yaml",
+        "metrics.jsonl",
+        "splits.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ]:
         assert (run_dir / name).is_file(), name
     assert (run_dir / "plots" / "curves.png").is_file()
     assert (run_dir / "plots" / "confusion_test.png").is_file()
@@ -31,7 +38,11 @@ def test_one_epoch_run_writes_everything_and_reloads(tmp_path, tiny_digits_overr
     state = load_checkpoint(run_dir / "checkpoints" / "best.pt")
     assert state["card"]["class_names"] == [str(d) for d in range(10)]
     splits = build_datasets(cfg, run_dir)
-    images, _ = next(iter(build_loader(splits.datasets["test"], cfg.data, train=False, device=torch.device("cpu"))))
+    images, _ = next(
+        iter(
+            build_loader(splits.datasets["test"], cfg.data, train=False, device=torch.device("cpu"))
+        )
+    )
     trained = build_model(cfg, 10)
     trained.load_state_dict(state["model"])
     again = build_model(cfg, 10)
@@ -68,3 +79,110 @@ def _bundled(name: str):
     from pixelwise.cli._common import resolve_config_path
 
     return resolve_config_path(name)
+
+
+# --------------------------------------------------------------------------- engine switches
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(
+    small_digits, tmp_path, monkeypatch
+):
+    import pytest
+
+    from pixelwise.engine import fit, trainer
+
+    calls = {"n": 0}
+    original = trainer.compute_loss
+
+    def nan_in_epoch_two(parts, output, images, targets):
+        loss, logits = original(parts, output, images, targets)
+        calls["n"] += 1
+        return (loss * float("nan") if calls["n"] > 5 else loss), logits  # 5 steps an epoch
+
+    monkeypatch.setattr(trainer, "compute_loss", nan_in_epoch_two)
+    with pytest.raises(trainer.NonFiniteLossError, match="loss became nan at epoch 2"):
+        fit(small_digits("train.epochs=3"), run_dir=tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_early_stopping_tensorboard_and_optional_train_metrics(small_digits, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from pixelwise.engine import fit
+
+    cfg = small_digits(
+        "train.epochs=5",
+        "train.tensorboard=true",
+        "train.train_metrics=false",
+        "train.early_stopping.enabled=true",
+        "train.early_stopping.metric=train/loss",
+        "train.early_stopping.mode=max",  # the loss falls, so it never 'improves'
+        "train.early_stopping.patience=1",
+    )
+    result = fit(cfg, run_dir=tmp_path / "run")
+    assert result.stopped_early and result.epochs_run == 2
+    assert "train/accuracy" not in result.history[0] and "train/loss" in result.history[0]
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"lr", "train/loss", "val/loss", "val/accuracy", "val/miou"} <= tags
+    assert len(events.Scalars("val/accuracy")) == 2
+
+
+def test_an_unknown_best_metric_names_the_logged_ones(small_digits, tmp_path):
+    import pytest
+
+    from pixelwise.engine import fit
+
+    with pytest.raises(
+        ValueError, match="'val/acuracy' is not logged; val/ figures are: .*val/accuracy"
+    ):
+        fit(small_digits("train.epochs=1", "train.best_metric=val/acuracy"), run_dir=tmp_path / "r")
+
+
+def test_train_figures_come_from_the_same_confusion_matrix(small_digits):
+    from pixelwise.engine.distributed import DistContext
+    from pixelwise.engine.trainer import TrainConfusion
+    from pixelwise.metrics import ConfusionMatrix
+
+    logits = torch.randn(4, 3, 5, 5)
+    targets = torch.randint(0, 3, (4, 5, 5))
+    targets[0, 0] = 255
+    fast = TrainConfusion(3, 255, torch.device("cpu"))
+    fast.update(logits, targets)
+    reference = ConfusionMatrix(3, 255)
+    reference.update(logits, targets)
+    assert torch.equal(fast.matrix(DistContext()).matrix, reference.matrix)
+
+
+def test_auxiliary_head_losses_are_weighted(small_digits):
+    from pixelwise.engine.trainer import compute_loss
+
+    class Parts:
+        cfg = small_digits("loss.aux_weight=0.25")
+        loss_fn = torch.nn.CrossEntropyLoss()
+        distill = None
+
+    main, aux = torch.randn(4, 3), torch.randn(4, 3)
+    targets = torch.randint(0, 3, (4,))
+    loss, logits = compute_loss(Parts(), {"out": main, "aux": aux}, None, targets)
+    expected = Parts.loss_fn(main, targets) + 0.25 * Parts.loss_fn(aux, targets)
+    assert torch.allclose(loss, expected) and logits is main
+
+
+def test_channels_last_and_bf16_train_on_cpu(small_digits, tmp_path):
+    from pixelwise.engine import fit
+
+    cfg = small_digits("train.epochs=1", "train.channels_last=true", "train.amp=bf16")
+    result = fit(cfg, run_dir=tmp_path / "run")
+    assert result.history[0]["train/loss"] > 0
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_on_cpu(small_digits, tmp_path):
+    from pixelwise.engine import fit
+
+    result = fit(small_digits("train.epochs=1", "train.compile=true"), run_dir=tmp_path / "run")
+    state = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
+    assert not any(k.startswith("_orig_mod") for k in state["model"])  # the plain module saved

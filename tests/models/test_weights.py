@@ -55,3 +55,12 @@ def test_weights_of_another_width_fail_naming_the_key(tmp_path):
     )
     with pytest.raises(ModelError, match=r"layers\.0\.0\.weight is \(8, 24, 3, 3\) in the weights"):
         create_model("cifar_fastnet", weights=tmp_path / "narrow.pt")
+
+
+def test_new_classifier_restarts_a_head_of_the_same_size(resnet20_weights):
+    source, path = resnet20_weights
+    kept = create_model("resnet20", num_classes=10, weights=path)
+    fresh = create_model("resnet20", num_classes=10, weights=path, new_classifier=True)
+    assert torch.equal(kept.fc.weight, source.fc.weight)
+    assert not torch.equal(fresh.fc.weight, source.fc.weight)
+    assert torch.equal(fresh.conv1.weight, source.conv1.weight)

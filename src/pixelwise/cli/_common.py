@@ -54,29 +54,67 @@ def format_figure(value: Any) -> str:
     return str(value)
 
 
-def figures_table(figures: dict[str, Any], class_names: list[str]) -> str:
-    """Scalars first, then one row per class with its per-class figures."""
-    lines = []
+TABLE_SCALARS = {
+    "classification": [
+        "loss",
+        "accuracy",
+        "top*",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_precision",
+        "weighted_recall",
+        "weighted_f1",
+    ],
+    "segmentation": ["loss", "pixel_accuracy", "mean_class_accuracy", "miou", "fwiou", "mean_dice"],
+}
+# Per-class columns: (heading, figure); a segmentation class's accuracy is its recall.
+TABLE_COLUMNS = {
+    "classification": [("precision", "precision"), ("recall", "recall"), ("f1", "f1")],
+    "segmentation": [("iou", "iou"), ("dice", "dice"), ("accuracy", "recall")],
+    None: [(k, k) for k in ("precision", "recall", "f1", "iou", "dice")],
+}
+
+
+def figures_table(figures: dict[str, Any], class_names: list[str], task: str | None = None) -> str:
+    """The task's headline scalars, then one row per class; absent classes named.
+
+    ``task`` None shows every scalar and every per-class figure.
+    """
+    if task not in (None, *TABLE_SCALARS):
+        raise ValueError(f"task must be classification or segmentation, got {task!r}")
     scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
+    if task is not None:
+        order = []
+        for key in TABLE_SCALARS[task]:
+            if key == "top*":
+                order += sorted(
+                    k for k in scalars if k.startswith("top") and k.endswith("_accuracy")
+                )
+            elif key in scalars:
+                order.append(key)
+        scalars = {k: scalars[k] for k in order}
     width = max((len(k) for k in scalars), default=10)
-    for key, value in scalars.items():
-        lines.append(f"  {key:<{width}}  {format_figure(value)}")
-    per_class = [
-        k
-        for k in ("precision", "recall", "f1", "iou", "dice", "support")
-        if isinstance(figures.get(k), list)
-    ]
-    if per_class:
-        name_width = max(len("class"), *(len(n) for n in class_names))
-        header = f"  {'class':<{name_width}}  " + "  ".join(f"{k:>9}" for k in per_class)
+    lines = [f"  {key:<{width}}  {format_figure(value)}" for key, value in scalars.items()]
+
+    columns = [(h, k) for h, k in TABLE_COLUMNS[task] if isinstance(figures.get(k), list)]
+    if isinstance(figures.get("support"), list):
+        columns.append(("support", "support"))
+    if columns:
+        count = max(len(figures[k]) for _, k in columns)
+        names = [class_names[i] if i < len(class_names) else str(i) for i in range(count)]
+        name_width = max(len("class"), *(len(n) for n in names))
+        header = f"  {'class':<{name_width}}  " + "  ".join(f"{h:>9}" for h, _ in columns)
         lines += ["", header, "  " + "-" * (len(header) - 2)]
-        for i, name in enumerate(class_names):
-            row = "  ".join(f"{format_figure(figures[k][i]):>9}" for k in per_class)
+        for i, name in enumerate(names):
+            row = "  ".join(f"{format_figure(figures[k][i]):>9}" for _, k in columns)
             lines.append(f"  {name:<{name_width}}  {row}")
         absent = figures.get("absent_classes") or []
         if absent:
             lines.append(
-                f"  absent from ground truth and predictions (left out of means): {', '.join(class_names[i] for i in absent)}"
+                "  absent from ground truth and predictions (n/a, left out of every mean): "
+                + ", ".join(names[i] for i in absent)
             )
     return "\n".join(lines)
 

@@ -1,16 +1,318 @@
-"""``pixelwise analyze``: per-layer complexity and receptive fields."""
+"""``pixelwise analyze MODEL_OR_RUN``: a model layer by layer, and what a trained one sees.
+
+Without a picture flag it prints the per-layer table (output shape, parameters, MACs,
+receptive field, cumulative stride) and the totals; ``--layer NAME`` works one layer's
+formulas through by hand. On a run directory, ``--features LAYER``, ``--tsne`` and
+``--gradcam`` draw pictures into ``RUN_DIR/analysis/``.
+"""
 
 from __future__ import annotations
 
 import argparse
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._common import not_available
+from ._common import guarded
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from ..viz.run_files import RunFiles
+
+FLOPS_SENTENCE = (
+    "FLOPs = 2 x MACs (a multiply and an add per multiply-accumulate). Libraries disagree on\n"
+    'which one they call "FLOPs": torchvision\'s GFLOPS, fvcore and most papers count MACs,\n'
+    "torch.utils.flop_counter counts 2 x MACs; both are given here."
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze",
-        help="per-layer complexity and receptive fields",
-        description="per-layer complexity and receptive fields (not available yet)",
+        help="per-layer complexity and receptive fields; feature maps, t-SNE, Grad-CAM",
+        description="Take a model apart: for a zoo model name or a run directory, a per-layer "
+        "table of output shape, parameters, MACs, receptive field and cumulative stride, with "
+        "totals. On a run directory, --features, --tsne and --gradcam draw what the trained "
+        "model sees (PNG files in RUN_DIR/analysis, or --output). Formulas: docs/analysis.md.",
     )
-    p.set_defaults(func=not_available("analyze", "issue 8"))
+    p.add_argument("target", help="model name (see `pixelwise models`) or run directory")
+    p.add_argument(
+        "--input-size",
+        help="CxHxW, HxW or one side, e.g. 3x224x224 (default: the model's or the run's)",
+    )
+    p.add_argument("--num-classes", type=int, help="classes of a zoo model (default: its own)")
+    p.add_argument("--layer", help="work this layer's output size, RF, params and MACs by hand")
+    p.add_argument(
+        "--all-layers", action="store_true", help="also list layers without params or MACs"
+    )
+    pictures = p.add_argument_group("pictures of a trained run (TARGET is a run directory)")
+    pictures.add_argument("--features", metavar="LAYER", help="feature maps of LAYER, as grids")
+    pictures.add_argument(
+        "--tsne",
+        nargs="*",
+        metavar="LAYER",
+        help="t-SNE of a split's features, coloured by class (default layers: the first "
+        "stage and the penultimate features; 'penultimate' names the latter)",
+    )
+    pictures.add_argument("--gradcam", action="store_true", help="Grad-CAM heat maps of the images")
+    pictures.add_argument(
+        "--gradcam-layer", metavar="LAYER", help="Grad-CAM layer (default: the last stage)"
+    )
+    pictures.add_argument(
+        "--image", nargs="+", metavar="PATH", help="image files (default: --count split images)"
+    )
+    pictures.add_argument("--split", help="split to draw from (default: test, else val)")
+    pictures.add_argument("--count", type=int, default=8, help="images for maps (default 8)")
+    pictures.add_argument(
+        "--samples", type=int, default=1000, help="images for t-SNE (default 1000)"
+    )
+    pictures.add_argument("--output", help="folder for the pictures (default RUN_DIR/analysis)")
+    p.set_defaults(func=run)
+
+
+def parse_input_size(text: str, channels: int = 3) -> tuple[int, int, int]:
+    """'3x224x224' -> (3, 224, 224); '224x160' -> (channels, 224, 160); '224' -> square."""
+    try:
+        parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = [channels, parts[0], parts[0]]
+    elif len(parts) == 2:
+        parts = [channels, *parts]
+    if len(parts) != 3 or min(parts) < 1:
+        raise ValueError(f"--input-size {text!r}: expected CxHxW, HxW or one side, e.g. 3x224x224")
+    return parts[0], parts[1], parts[2]
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    is_run = target.is_dir() or target.is_file()
+    wants_pictures = args.features or args.tsne is not None or args.gradcam
+    if wants_pictures:
+        if not is_run:
+            raise ValueError(
+                f"--features, --tsne and --gradcam need a trained run directory, got {args.target!r}"
+            )
+        return draw_pictures(args, target)
+    return print_complexity(args, target if is_run else None)
+
+
+# --------------------------------------------------------------------------- the table
+def _model_for(
+    args: argparse.Namespace, run_dir: Path | None
+) -> tuple[nn.Module, tuple[int, ...], str]:
+    """(model on the meta device, input size, label) for a zoo name or a run."""
+    import torch
+
+    from ..models import create_model, get_spec
+
+    if run_dir is None:
+        spec = get_spec(args.target)
+        size = (
+            parse_input_size(args.input_size, spec.input_size[0])
+            if args.input_size
+            else spec.input_size
+        )
+        build = partial(
+            create_model, args.target, num_classes=args.num_classes, in_channels=size[0]
+        )
+        label = args.target
+    else:
+        from ..engine.evaluate import resolve_run
+        from ..viz.run_files import RunFiles
+
+        run = RunFiles(resolve_run(run_dir)[0] if run_dir.is_file() else run_dir)
+        card, cfg = run.card, run.cfg
+        channels = card.get("in_channels", cfg.data.in_channels)
+        default = (channels, *card.get("image_size", cfg.data.image_size))
+        size = parse_input_size(args.input_size, channels) if args.input_size else default
+        options = dict(card.get("model_options", cfg.model.options))
+        name = card.get("model", cfg.model.name)
+        classes = card.get("num_classes") or len(run.class_names())
+        build = partial(create_model, name, num_classes=classes, in_channels=size[0], **options)
+        label = f"{name} ({run.run_dir})"
+    try:
+        with torch.device("meta"):
+            model = build()
+    except (NotImplementedError, RuntimeError):
+        model = build()
+    return model, tuple(size), label
+
+
+def print_complexity(args: argparse.Namespace, run_dir: Path | None) -> int:
+    from ..analysis import complexity, explain_layer, format_count
+
+    model, size, label = _model_for(args, run_dir)
+    result = complexity(model, size)
+    shown = [
+        r
+        for r in result.rows
+        if args.all_layers
+        or r.params
+        or r.macs
+        or r.note
+        or "Pool" in r.type
+        or "Upsample" in r.type
+    ]
+    name_width = min(max((len(r.name) for r in shown), default=5), 48)
+    type_width = min(max((len(r.type) for r in shown), default=4), 24)
+    print(f"{label} at {'x'.join(map(str, size))} (per image)\n")
+    header = (
+        f"{'layer':<{name_width}}  {'type':<{type_width}}  {'output':>14}  {'params':>12}  "
+        f"{'MACs':>15}  {'RF':>7}  {'stride':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in shown:
+        print(
+            f"{r.name[:name_width]:<{name_width}}  {r.type[:type_width]:<{type_width}}  "
+            f"{r.shape_text:>14}  {r.params:>12,}  {r.macs:>15,}  {r.receptive_field:>7}  "
+            f"{r.stride:>6}" + (f"  ({r.note})" if r.note else "")
+        )
+    print("-" * len(header))
+    hidden = len(result.rows) - len(shown)
+    if hidden:
+        print(f"({hidden} layers without parameters or MACs hidden; --all-layers lists them)")
+    print(f"\ntotal parameters  {result.params:>18,}  ({format_count(result.params)})")
+    print(
+        f"total MACs        {result.macs:>18,}  ({format_count(result.macs)})"
+        f"    FLOPs {result.flops:,} ({format_count(result.flops)})"
+    )
+    by_type = sorted(result.macs_by_type().items(), key=lambda kv: -kv[1])
+    shares = [f"{t} {100 * m / max(result.macs, 1):.1f}%" for t, m in by_type if m]
+    print(f"MACs by layer type: {', '.join(shares[:6])}")
+    print(FLOPS_SENTENCE)
+    if args.layer:
+        print()
+        print(explain_layer(model, args.layer, size))
+    return 0
+
+
+# --------------------------------------------------------------------------- pictures
+def _load_images(
+    args: argparse.Namespace, run: RunFiles, split: str
+) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
+    """(normalised batch, display arrays, captions) from --image files or a split."""
+    import torch
+    from torchvision import tv_tensors
+
+    from ..data.io import read_image
+    from ..data.transforms import build_transform
+    from ..viz.images import to_display
+
+    mean, std = _mean_std(run)
+    if args.image:
+        transform = build_transform(run.cfg.data, train=False, task=run.cfg.task)
+        tensors, captions = [], []
+        for path in args.image:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"--image {path}: no such file")
+            raw = read_image(path, run.cfg.data.in_channels, run.cfg.data.max_image_pixels)
+            image, _ = transform(tv_tensors.Image(raw), 0)
+            tensors.append(image.as_subclass(torch.Tensor))
+            captions.append(Path(path).name)
+        images = torch.stack(tensors)
+    else:
+        from ..viz.samples import spread_indices
+
+        dataset = run.splits().datasets[split]
+        items = [dataset[i] for i in spread_indices(len(dataset), args.count)]
+        images = torch.stack([item[0] for item in items])
+        names = run.class_names()
+        captions = [
+            f"{split} #{i}: {names[int(item[1])]}" if item[1].dim() == 0 else f"{split} #{i}"
+            for i, item in zip(spread_indices(len(dataset), args.count), items)
+        ]
+    return images, [to_display(img, mean, std) for img in images], captions
+
+
+def _mean_std(run: RunFiles) -> tuple[list[float] | None, list[float] | None]:
+    if not run.card.get("normalize", run.cfg.data.normalize):
+        return None, None
+    return run.card.get("mean"), run.card.get("std")
+
+
+def draw_pictures(args: argparse.Namespace, target: Path) -> int:
+    from ..engine.evaluate import resolve_run
+    from ..viz.run_files import RunFiles
+
+    run_dir, _ = resolve_run(target)
+    run = RunFiles(run_dir)
+    split = args.split or _default_split(run)
+    out = Path(args.output) if args.output else run_dir / "analysis"
+    written = []
+    if args.features:
+        written += _draw_features(args, run, split, out)
+    if args.tsne is not None:
+        written.append(_draw_tsne(args, run, split, out))
+    if args.gradcam:
+        written.append(_draw_gradcam(args, run, split, out))
+    for path in written:
+        print(f"written: {path}")
+    return 0
+
+
+def _default_split(run: RunFiles) -> str:
+    datasets = run.splits().datasets
+    for name in (run.cfg.data.test_split, run.cfg.data.val_split):
+        if name in datasets:
+            return name
+    return next(iter(datasets))
+
+
+def _draw_features(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> list[Path]:
+    from ..analysis import feature_maps
+    from ..viz.features import plot_feature_maps
+
+    images, pictures, captions = _load_images(args, run, split)
+    maps = feature_maps(run.model(), args.features, images)
+    safe = args.features.replace("/", "_")
+    return [
+        plot_feature_maps(
+            maps[i],
+            out / f"features_{safe}_{i}.png",
+            title=f"{args.features} · {captions[i]}",
+            image=pictures[i],
+        )
+        for i in range(len(images))
+    ]
+
+
+def _draw_tsne(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> Path:
+    from ..analysis import default_tsne_layers, layer_features, tsne_embedding
+    from ..viz.features import plot_tsne
+
+    if run.task != "classification":
+        raise ValueError("--tsne colours images by their class: it needs a classification run")
+    model = run.model()
+    layers = args.tsne or default_tsne_layers(model)
+    dataset = run.splits().datasets[split]
+    sets = layer_features(model, dataset, layers, max_samples=args.samples)
+    embeddings = {s.layer: tsne_embedding(s.features, seed=run.cfg.seed) for s in sets}
+    title = f"t-SNE of {len(sets[0].labels)} {split} images"
+    return plot_tsne(
+        embeddings, sets[0].labels, run.class_names(), out / f"tsne_{split}.png", title
+    )
+
+
+def _draw_gradcam(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> Path:
+    from ..analysis import grad_cam
+    from ..viz.features import plot_gradcam
+
+    if run.task != "classification":
+        raise ValueError("--gradcam explains class scores: it needs a classification run")
+    images, pictures, captions = _load_images(args, run, split)
+    cam = grad_cam(run.model(), images, layer=args.gradcam_layer)
+    names = run.class_names()
+    labels = [
+        f"{caption}\n→ {names[int(c)]} ({float(p):.0%})"
+        for caption, c, p in zip(captions, cam.classes, cam.probabilities)
+    ]
+    return plot_gradcam(
+        pictures, cam.heatmaps, labels, out / "gradcam.png", title=f"Grad-CAM at {cam.layer}"
+    )

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     assert test is not None
     print(f"run directory: {result.run_dir}  ({elapsed:.0f} s)")
     print(f"test split ({len(test.class_names)} classes):")
-    print(figures_table(test.figures, test.class_names))
+    print(figures_table(test.figures, test.class_names, test.task))
     print(f"\ntest accuracy: {test.figures['accuracy']:.2%}")
     plots = sorted(p.name for p in (result.run_dir / "plots").glob("*.png"))
     print(f"plots: {', '.join(plots)} in {result.run_dir / 'plots'}")

@@ -1,4 +1,5 @@
-"""``pixelwise eval RUN_DIR_OR_CHECKPOINT [--split test] [--data key=value ...]``"""
+"""``pixelwise eval RUN_DIR_OR_CHECKPOINT [--split test] [--data key=value ...] [--tta]
+[--sliding-window [--overlap F]]``"""
 
 from __future__ import annotations
 
@@ -11,23 +12,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="re-evaluate a saved run's checkpoint",
-        description="Evaluate a run's best checkpoint (or a given checkpoint) on a split of its own "
-        "dataset, print every figure, and write eval/<split>.json and the confusion-matrix plot.",
+        description="Evaluate a run's best checkpoint (or a given checkpoint) on a split of its "
+        "own dataset, print every figure (per class too), and write eval/<split>.json and the "
+        "row-normalised confusion-matrix plot plots/confusion_<split>.png. Definitions of every "
+        "figure: docs/metrics.md.",
     )
-    p.add_argument("path", help="run directory or checkpoint file")
+    p.add_argument("path", help="run directory, or a checkpoint file inside one")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument(
         "--checkpoint",
         default="best",
-        choices=["best", "last"],
-        help="which checkpoint of a run directory",
+        choices=["best", "last", "ema"],
+        help="which checkpoint of a run directory (default: best)",
     )
     p.add_argument(
         "--data",
         nargs="*",
         default=[],
         metavar="key=value",
-        help="data overrides, e.g. root=/other/place",
+        help="data overrides, e.g. root=/other/place eval_batch_size=16",
+    )
+    p.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average the prediction of each image and its horizontal mirror "
+        "(default: the run's eval.tta_hflip)",
+    )
+    p.add_argument(
+        "--sliding-window",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="segmentation: predict each image at its own size in overlapping windows of "
+        "the training size (default: the run's eval.sliding_window)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=None,
+        metavar="F",
+        help="fraction of a window shared with its neighbour, in [0, 1) "
+        "(default: the run's eval.window_overlap)",
     )
     p.set_defaults(func=run)
 
@@ -37,9 +62,18 @@ def run(args: argparse.Namespace) -> int:
     from ..engine import evaluate_run
 
     result = evaluate_run(
-        args.path, split=args.split, overrides=args.data, checkpoint=args.checkpoint
+        args.path,
+        split=args.split,
+        overrides=args.data,
+        checkpoint=args.checkpoint,
+        tta_hflip=args.tta,
+        sliding_window=args.sliding_window,
+        window_overlap=args.overlap,
     )
-    print(f"{result.run_dir} · split {result.split} · {result.checkpoint.name}")
-    print(figures_table(result.figures, result.class_names))
+    used = [k for k in ("tta_hflip", "sliding_window") if result.inference.get(k)]
+    how = f" · {', '.join(used)}" if used else ""
+    print(f"{result.run_dir} · split {result.split} · {result.checkpoint.name}{how}")
+    print(figures_table(result.figures, result.class_names, result.task))
     print(f"\nwritten: {result.run_dir / 'eval' / (result.split + '.json')}")
+    print(f"         {result.run_dir / 'plots' / ('confusion_' + result.split + '.png')}")
     return 0

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             resume = False  # resume=auto on a fresh run starts from scratch
     cfg = load_config(resolve_config_path(args.config), overrides)
     result, test = run_experiment(cfg, run_dir=run_dir, resume=resume)
+    if not result.is_main:  # other torchrun processes: rank 0 reports
+        return 0
     print(f"run directory: {result.run_dir}")
     print(f"best {result.best_metric} = {result.best_value:.4f} at epoch {result.best_epoch}")
     if test is not None:

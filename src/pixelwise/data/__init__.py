@@ -3,27 +3,52 @@
 ``build_datasets(cfg, run_dir)`` reads the configured format into raw splits (each
 item an uint8 ``tv_tensors.Image`` and an int label or ``tv_tensors.Mask``) and wraps
 them with the train or eval transform. A format is a function
-``(DataConfig, seed, split_file) -> (datasets by split, class names)`` in ``FORMATS``.
+``(DataConfig, seed, split_file) -> (datasets by split, class names)`` in ``FORMATS``;
+layouts and config blocks: ``docs/data.md``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from ..config import DataConfig, ExperimentConfig
-from . import digits
+from . import cifar, digits, folders, masks, oxford_pet, voc
+from .base import SKIPPED_FILE, base_datasets, skipped_files, task_of
+from .cache import CachedDataset
+from .io import DataError
+from .splits import select_classes
 from .transforms import build_transform
+
+__all__ = [
+    "FORMATS",
+    "SKIPPED_FILE",
+    "DataError",
+    "DataSplits",
+    "TransformedDataset",
+    "build_datasets",
+    "build_loader",
+    "build_raw_splits",
+    "skipped_files",
+]
 
 FormatBuilder = Callable[[DataConfig, int, Path | None], tuple[dict[str, Dataset], list[str]]]
 
 FORMATS: dict[str, FormatBuilder] = {
     "digits": digits.build_digits,
     "digits_segmentation": digits.build_digit_segmentation,
+    "image_folder": folders.build_image_folder,
+    "csv": folders.build_csv,
+    "cifar10": cifar.build_cifar10,
+    "cifar100": cifar.build_cifar100,
+    "mask_folder": masks.build_mask_folder,
+    "oxford_pet": oxford_pet.build_oxford_pet,
+    "voc": voc.build_voc,
 }
 
 SPLITS_FILE = "splits.json"
@@ -50,27 +75,90 @@ class TransformedDataset(Dataset):
 class DataSplits:
     datasets: dict[str, TransformedDataset]
     class_names: list[str]
+    task: str = "classification"
+    raw: dict[str, Dataset] = field(default_factory=dict)  # before transforms (and cache)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
 
-def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSplits:
+def build_raw_splits(
+    cfg: ExperimentConfig, run_dir: Path | None = None
+) -> tuple[dict[str, Dataset], list[str]]:
+    """The format's splits (own or carved, ``splits.json`` in ``run_dir``) and class names,
+    with ``include_classes`` and ``samples_per_class`` applied, then ``data.class_names``
+    and ``data.num_classes`` checked against what is left."""
     data = cfg.data
     if data.format not in FORMATS:
-        raise ValueError(
+        raise DataError(
             f"data.format: unknown format {data.format!r} (valid: {', '.join(FORMATS)})"
         )
     split_file = run_dir / SPLITS_FILE if run_dir is not None else None
     raw, class_names = FORMATS[data.format](data, cfg.seed, split_file)
+    raw, class_names = select_classes(raw, data, class_names)
     if data.class_names is not None:
+        if len(data.class_names) != len(class_names):
+            raise DataError(
+                f"data.class_names has {len(data.class_names)} names but data.format="
+                f"{data.format} found {len(class_names)} classes: {', '.join(class_names)}"
+            )
         class_names = list(data.class_names)
+    if data.num_classes is not None and data.num_classes != len(class_names):
+        raise DataError(
+            f"data.num_classes={data.num_classes} but data.format={data.format} found "
+            f"{len(class_names)} classes: {', '.join(class_names)}"
+        )
+    return raw, class_names
+
+
+def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSplits:
+    data = cfg.data
+    raw, class_names = build_raw_splits(cfg, run_dir)
+    task = task_of(raw[data.train_split])
+    if task != cfg.task:
+        raise DataError(
+            f"data.format={data.format} gives {task} targets, but task is {cfg.task}; "
+            f"set task: {task} (or another data.format)"
+        )
+    for split in raw.values():
+        for base in base_datasets(split):
+            base.on_error = data.on_error
+            base.skip_log = run_dir / SKIPPED_FILE if run_dir is not None else None
+    if data.cache:
+        raw = {
+            name: CachedDataset(split, data.num_workers, desc=f"caching {name}")
+            for name, split in raw.items()
+        }
     datasets = {
-        name: TransformedDataset(split, build_transform(data, train=(name == data.train_split)))
+        name: TransformedDataset(
+            split, build_transform(data, train=(name == data.train_split), task=task)
+        )
         for name, split in raw.items()
     }
-    return DataSplits(datasets, class_names)
+    return DataSplits(datasets, class_names, task, raw)
+
+
+class PadCollate:
+    """``default_collate``, except that images and masks of differing sizes (native-size
+    segmentation evaluation) are padded at the bottom and right to the largest in the
+    batch: images with 0, masks with ``ignore_index`` so that padding is never scored."""
+
+    def __init__(self, ignore_index: int) -> None:
+        self.ignore_index = ignore_index
+
+    def __call__(self, batch: list[tuple[torch.Tensor, torch.Tensor]]):
+        sizes = {tuple(image.shape[-2:]) for image, _ in batch}
+        if len(sizes) == 1:
+            return default_collate(batch)
+        height = max(h for h, _ in sizes)
+        width = max(w for _, w in sizes)
+        images, targets = [], []
+        for image, target in batch:
+            pad = (0, width - image.shape[-1], 0, height - image.shape[-2])
+            images.append(F.pad(image, pad, value=0.0))
+            targets.append(F.pad(target, pad, value=self.ignore_index) if target.dim() else target)
+        return torch.stack(images), torch.stack(targets)
 
 
 def build_loader(
@@ -81,7 +169,13 @@ def build_loader(
     seed: int = 0,
     sampler: Sampler | None = None,
 ) -> DataLoader:
-    """A loader with the speed settings: workers, pinned memory, persistent workers."""
+    """A loader with the speed settings: workers, pinned memory, persistent workers.
+
+    Training drops a last incomplete batch (a batch of one breaks batch norm).
+    """
+    raw = getattr(dataset, "raw", None)
+    if isinstance(raw, CachedDataset):
+        raw.fill()  # before the workers start, so that they share one copy
     batch_size = cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)
     pin = cfg.pin_memory if cfg.pin_memory is not None else device.type == "cuda"
     generator = torch.Generator().manual_seed(seed)
@@ -93,6 +187,7 @@ def build_loader(
         num_workers=cfg.num_workers,
         pin_memory=pin,
         persistent_workers=cfg.persistent_workers and cfg.num_workers > 0,
-        drop_last=False,
+        drop_last=train and len(dataset) > batch_size,  # type: ignore[arg-type]
         generator=generator,
+        collate_fn=PadCollate(cfg.ignore_index),
     )

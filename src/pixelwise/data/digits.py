@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
-from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..config import DataConfig
-from .splits import load_or_make_splits
+from .base import RawDataset
+from .splits import carve_missing_splits, load_or_make_splits
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 
@@ -35,8 +35,9 @@ def to_channels(image: torch.Tensor, in_channels: int) -> torch.Tensor:
     return image.expand(in_channels, *image.shape[1:]).clone() if in_channels != 1 else image
 
 
-class DigitsClassification(Dataset):
+class DigitsClassification(RawDataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, in_channels: int) -> None:
+        super().__init__()
         self.images = torch.from_numpy(images).unsqueeze(1)  # (N, 1, 8, 8)
         self.labels = labels.tolist()
         self.in_channels = in_channels
@@ -44,9 +45,12 @@ class DigitsClassification(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, int]:
+    def load(self, index: int) -> tuple[tv_tensors.Image, int]:
         image = to_channels(self.images[index], self.in_channels)
         return tv_tensors.Image(image), self.labels[index]
+
+    def describe(self, index: int) -> str:
+        return f"digits[{index}]"
 
 
 def make_digit_canvases(
@@ -77,8 +81,11 @@ def make_digit_canvases(
     return canvases, masks
 
 
-class DigitSegmentation(Dataset):
+class DigitSegmentation(RawDataset):
+    task = "segmentation"
+
     def __init__(self, canvases: np.ndarray, masks: np.ndarray, in_channels: int) -> None:
+        super().__init__()
         self.canvases = torch.from_numpy(canvases).unsqueeze(1)
         self.masks = torch.from_numpy(masks)
         self.in_channels = in_channels
@@ -86,26 +93,31 @@ class DigitSegmentation(Dataset):
     def __len__(self) -> int:
         return len(self.canvases)
 
-    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    def load(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
         image = to_channels(self.canvases[index], self.in_channels)
         return tv_tensors.Image(image), tv_tensors.Mask(self.masks[index])
+
+    def load_target(self, index: int) -> tv_tensors.Mask:
+        return tv_tensors.Mask(self.masks[index])
+
+    def describe(self, index: int) -> str:
+        return f"digit canvas {index}"
 
 
 def build_digits(cfg: DataConfig, seed: int, split_file: Path | None) -> tuple[dict, list[str]]:
     images, labels = digit_images()
-    splits = load_or_make_splits(split_file, labels, cfg.val_fraction, cfg.test_fraction, seed)
-    datasets = {
-        name: DigitsClassification(images[idx], labels[idx], cfg.in_channels)
-        for name, idx in splits.items()
-    }
-    return datasets, DIGIT_NAMES
+    pool = DigitsClassification(images, labels, cfg.in_channels)
+    return carve_missing_splits({cfg.train_split: pool}, cfg, seed, split_file), DIGIT_NAMES
 
 
 def build_digit_segmentation(
     cfg: DataConfig, seed: int, split_file: Path | None
 ) -> tuple[dict, list[str]]:
     images, labels = digit_images()
-    splits = load_or_make_splits(split_file, labels, cfg.val_fraction, cfg.test_fraction, seed)
+    names = (cfg.train_split, cfg.val_split, cfg.test_split)
+    splits = load_or_make_splits(
+        split_file, labels, cfg.val_fraction, cfg.test_fraction, seed, names
+    )
     size = (cfg.image_size[0], cfg.image_size[1])
     datasets = {}
     for offset, (name, idx) in enumerate(sorted(splits.items())):

@@ -2,7 +2,8 @@
 
 ``run_experiment(cfg)`` trains, evaluates the best checkpoint on the test split and
 draws the run's plots; ``fit`` is the loop alone, ``evaluate_run`` re-evaluates a
-saved run.
+saved run. Under ``torchrun`` every process calls ``run_experiment``; rank 0 alone
+evaluates, plots and writes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def run_experiment(
     from ..viz.plots import plot_curves
 
     result = fit(cfg, run_dir=run_dir, resume=resume)
+    if not result.is_main:
+        return result, None
     plot_curves(result.history, result.run_dir / "plots" / "curves.png")
     test = None
     if (result.run_dir / "checkpoints" / "best.pt").is_file():
@@ -28,7 +31,22 @@ def run_experiment(
             test = evaluate_run(result.run_dir, split=cfg.data.test_split)
         except ValueError:  # the dataset has no test split
             test = evaluate_run(result.run_dir, split=cfg.data.val_split)
+    if cfg.train.report:
+        write_run_report(result.run_dir)
     return result, test
+
+
+def write_run_report(run_dir: Path) -> Path | None:
+    """``report.html`` at the end of training (``train.report``); a report that fails
+    costs a warning, not the finished run."""
+    from ..log import logger
+    from ..viz.report import write_report
+
+    try:
+        return write_report(run_dir)
+    except Exception as err:  # the weights and figures are saved already
+        logger.warning(f"report.html not written: {type(err).__name__}: {err}")
+        return None
 
 
 __all__ = [

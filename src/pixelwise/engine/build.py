@@ -1,15 +1,26 @@
-"""Building a run's model from its config, and the model card that travels with it."""
+"""Building a run from its config: the model, everything that trains it, and the
+model card that travels with its checkpoints."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from .. import __version__
 from ..config import ExperimentConfig
 from ..data.transforms import normalization
+from ..losses import build_loss
 from ..models import create_model
+from .distill import Distillation, load_teacher
+from .distributed import DistContext, convert_sync_batchnorm, wrap
+from .ema import ModelEma
+from .finetune import FinetunePlan
+from .optim import build_optimizer, parameter_groups
+from .precision import Precision
+from .schedule import build_scheduler, peak_lr, steps_per_epoch
 
 
 def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
@@ -47,4 +58,120 @@ def model_card(cfg: ExperimentConfig, class_names: list[str]) -> dict[str, Any]:
         "std": list(std),
         "ignore_index": cfg.data.ignore_index,
         "run_name": cfg.name,
+        "eval_preprocessing": eval_preprocessing(cfg),
+        "dataset": cfg.data.format,
+        "seed": cfg.seed,
+        "planned_epochs": cfg.train.epochs,
+        "torch_version": str(torch.__version__),  # TorchVersion would not load weights_only
     }
+
+
+def eval_preprocessing(cfg: ExperimentConfig) -> dict[str, Any]:
+    """How evaluation prepares an image, which ``pixelwise.load(...).predict`` repeats:
+    resize (``None``: the image's own size), ``uint8 / 255``, normalise, then one forward
+    pass, a flip average or sliding windows (``engine.tta``)."""
+    data, ev = cfg.data, cfg.eval
+    segmentation = cfg.task == "segmentation"
+    sliding = segmentation and ev.sliding_window
+    native = segmentation and (sliding or data.eval_size == "native")
+    mean, std = normalization(data)
+    return {
+        "resize": None if native else list(data.image_size),
+        "interpolation": "bilinear",
+        "antialias": True,
+        "normalize": data.normalize,
+        "mean": list(mean),
+        "std": list(std),
+        "tta_hflip": ev.tta_hflip,
+        "sliding_window": sliding,
+        "window_size": list(ev.window_size or data.crop_size or data.image_size)
+        if segmentation
+        else None,
+        "window_overlap": ev.window_overlap,
+        "window_weighting": ev.window_weighting,
+    }
+
+
+@dataclass
+class TrainParts:
+    """Everything the loop touches. ``model`` is the plain module (saved, evaluated,
+    averaged by EMA); ``forward_model`` is what the training step calls: the same
+    module, wrapped by DDP and/or ``torch.compile`` where configured."""
+
+    cfg: ExperimentConfig
+    ctx: DistContext
+    num_classes: int
+    model: nn.Module
+    forward_model: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    plan: FinetunePlan
+    ema: ModelEma | None = None
+    distill: Distillation | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    def rewrap(self) -> None:
+        """Wrap again after the trainable set changed: DDP registers it once."""
+        self.forward_model = training_forward(self.model, self.cfg, self.ctx)
+
+
+def training_forward(model: nn.Module, cfg: ExperimentConfig, ctx: DistContext) -> nn.Module:
+    forward = wrap(model, ctx)
+    if cfg.train.compile:
+        forward = torch.compile(forward)
+    return forward
+
+
+def build_parts(
+    cfg: ExperimentConfig,
+    num_classes: int,
+    ctx: DistContext,
+    batches_per_epoch: int,
+    class_weights: torch.Tensor | None = None,
+) -> TrainParts:
+    """Model (SyncBatchNorm, device, memory format), fine-tuning plan, loss, optimiser
+    with its parameter groups, schedule, precision, EMA, teacher, DDP/compile wrapper."""
+    device = ctx.device
+    model = build_model(cfg, num_classes)
+    if cfg.train.sync_batchnorm:
+        model = convert_sync_batchnorm(model, ctx)
+    model = model.to(device)
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    plan = FinetunePlan.for_model(model, cfg.finetune)
+    plan.apply(model, 0)
+
+    loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights).to(device)
+    accumulate = cfg.optim.accumulate_steps
+    lr = peak_lr(cfg.optim, cfg.data.batch_size * ctx.world_size * accumulate)
+    groups = parameter_groups(model, cfg.optim, plan.lr_multipliers(), include=plan.trainable)
+    optimizer = build_optimizer(groups, cfg.optim, lr)
+    scheduler = build_scheduler(
+        optimizer, cfg.schedule, cfg.train.epochs, steps_per_epoch(batches_per_epoch, accumulate)
+    )
+    ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
+    distill = None
+    if cfg.distill.teacher:
+        teacher = load_teacher(cfg.distill.teacher, num_classes, cfg.data.in_channels, device)
+        if cfg.train.channels_last:
+            teacher = teacher.to(memory_format=torch.channels_last)
+        distill = Distillation(teacher, cfg.distill, cfg.data.ignore_index)
+    return TrainParts(
+        cfg=cfg,
+        ctx=ctx,
+        num_classes=num_classes,
+        model=model,
+        forward_model=training_forward(model, cfg, ctx),
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        precision=Precision(cfg.train.amp, device),
+        plan=plan,
+        ema=ema,
+        distill=distill,
+    )

@@ -1,5 +1,10 @@
 """Optimisers with parameter groups: no weight decay on norms and biases, and
-separate learning-rate multipliers for pretrained and new parameters."""
+separate learning-rate multipliers for pretrained and new parameters.
+
+Frozen parameters (fine-tuning) stay in the optimiser: a parameter without a
+gradient is skipped by every PyTorch optimiser, so unfreezing later needs no new
+optimiser and the groups, and so the checkpointed state, never change shape.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,17 @@ from torch import nn
 
 from ..config import OptimConfig
 
-NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+NORM_TYPES = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.modules.instancenorm._InstanceNorm,
+)
 
 
 def no_decay_names(model: nn.Module) -> set[str]:
-    """Biases, normalisation weights and 1-d parameters (class tokens, position embeddings
-    are left to decay only when they are >1-d)."""
+    """Biases, normalisation weights and every other 1-d parameter: decaying them
+    towards zero only fights the normalisation (Goyal et al., 2017; timm's default)."""
     names = set()
     for module_name, module in model.named_modules():
         for param_name, param in module.named_parameters(recurse=False):
@@ -26,13 +36,20 @@ def no_decay_names(model: nn.Module) -> set[str]:
 
 
 def parameter_groups(
-    model: nn.Module, cfg: OptimConfig, lr_mult: dict[str, float] | None = None
+    model: nn.Module,
+    cfg: OptimConfig,
+    lr_mult: dict[str, float] | None = None,
+    include: set[str] | None = None,
 ) -> list[dict]:
-    """Groups keyed by (decay, lr multiplier); ``lr_mult`` maps parameter names to multipliers."""
+    """Groups keyed by (decay, lr multiplier).
+
+    ``lr_mult`` maps parameter names to multipliers (1.0 when absent); ``include`` names
+    the parameters to optimise (default: those with ``requires_grad``).
+    """
     skip_decay = set() if cfg.decay_norm_and_bias else no_decay_names(model)
     groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
-        if not param.requires_grad:
+        if (name not in include) if include is not None else not param.requires_grad:
             continue
         decay = name not in skip_decay
         mult = (lr_mult or {}).get(name, 1.0)
@@ -49,7 +66,14 @@ def parameter_groups(
 
 
 def build_optimizer(groups: Iterable[dict], cfg: OptimConfig, lr: float) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam or AdamW; each group's lr is ``lr * lr_mult``.
+
+    Weight decay is per group; for AdamW it is decoupled from the gradient (Loshchilov
+    and Hutter, 2019), for SGD and Adam it is the classic L2 term.
+    """
     groups = [{**g, "lr": lr * g.get("lr_mult", 1.0)} for g in groups]
+    if not groups:
+        raise ValueError("no parameter to optimise: every parameter of the model is frozen")
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adam":

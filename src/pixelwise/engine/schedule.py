@@ -1,8 +1,17 @@
-"""Learning-rate schedules stepped every iteration, with linear warmup.
+"""Learning-rate schedules stepped every optimiser step, with linear warmup.
 
 Each schedule is a factor ``f(step)`` of the peak learning rate, wrapped in a
 ``LambdaLR`` so that its state (the step count) is checkpointed and resumed exactly.
-Settings in epochs are converted with ``steps_per_epoch``.
+Settings in epochs (warmup, step size, milestones) are converted with
+``steps_per_epoch``, the number of optimiser steps in one epoch.
+
+- warmup: ``f = s + (1 - s) * step / warmup`` times the schedule's value at the end of
+  warmup, ``s = warmup_start_factor``
+- cosine: ``f = m + (1 - m) * (1 + cos(pi * p)) / 2``, ``p`` the progress after warmup
+  in [0, 1], ``m = min_lr_factor``
+- poly: ``f = (1 - p) ** power`` (the usual segmentation schedule)
+- step: ``f = gamma ** floor(step / step_size)``; multistep: ``gamma ** (milestones passed)``
+- constant: ``f = 1``
 """
 
 from __future__ import annotations
@@ -12,16 +21,17 @@ from collections.abc import Callable
 
 import torch
 
-from ..config import ScheduleConfig
+from ..config import OptimConfig, ScheduleConfig
 
 
 def lr_factor(
     cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int
 ) -> Callable[[int], float]:
+    """``f(step)``: the multiplier of the peak learning rate at optimiser step ``step``."""
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
 
     def after_warmup(step: int) -> float:
-        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        progress = min(1.0, max(0.0, (step - warmup) / max(1, total_steps - warmup)))
         if cfg.name == "cosine":
             return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (
                 1 + math.cos(math.pi * progress)
@@ -43,6 +53,20 @@ def lr_factor(
         return after_warmup(step)
 
     return factor
+
+
+def steps_per_epoch(batches: int, accumulate_steps: int) -> int:
+    """Optimiser steps in an epoch of ``batches`` batches: the last group may be short."""
+    return max(1, math.ceil(batches / accumulate_steps))
+
+
+def peak_lr(cfg: OptimConfig, global_batch_size: int) -> float:
+    """``optim.lr``, or with the linear scaling rule (Goyal et al., 2017)
+    ``lr * global_batch / reference_batch``, the global batch counting every process
+    and every accumulated micro-batch."""
+    if not cfg.scale_lr:
+        return cfg.lr
+    return cfg.lr * global_batch_size / cfg.reference_batch_size
 
 
 def build_scheduler(

@@ -1,1 +1,6 @@
-"""Pictures of runs and models: curves, confusion matrices, overlays, reports."""
+"""Pictures of runs and models, as PNG, GIF and one HTML page (matplotlib, Pillow).
+
+``plots`` (curves, confusion matrices), ``segmentation`` (class colours, image | truth |
+prediction, overlays), ``learning`` (the per-epoch GIF), ``features`` (feature maps,
+t-SNE, Grad-CAM), ``samples`` (most confident mistakes), ``report`` (``report.html``).
+"""

@@ -1,0 +1,102 @@
+"""Accuracy within a fixed CPU budget: train a recipe and read its curve against time.
+
+    python bench/bench_budget.py --results cifar_budget --run fast \\
+        --config cifar10_fast --metric val/accuracy -- data.root=../shared/data/cifar10
+
+Runs ``pixelwise train CONFIG overrides...`` in a subprocess, then reads the run's
+``metrics.jsonl``: the training minutes of each epoch come from ``train/samples /
+train/images_per_second`` (evaluation time excluded), and each point is the metric
+after that many minutes of training. Several runs (a recipe and its baseline) append
+to the same ``bench/results/<results>.json``, which ``bench/run_all.py`` turns into
+the table in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def curve(run_dir: Path, metrics: list[str]) -> list[dict]:
+    records = [
+        json.loads(line)
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    minutes, points = 0.0, []
+    for record in records:
+        minutes += record["train/samples"] / record["train/images_per_second"] / 60
+        points.append(
+            {"epoch": record["epoch"], "minutes": minutes, **{m: record.get(m) for m in metrics}}
+        )
+    return points
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--results", required=True, help="name of bench/results/<name>.json")
+    parser.add_argument("--run", required=True, help="label of this run in the table")
+    parser.add_argument("--config", required=True, help="recipe (bundled name or YAML path)")
+    parser.add_argument(
+        "--metric", action="append", required=True, help="metrics to report, e.g. val/accuracy"
+    )
+    parser.add_argument(
+        "--output-dir", default=None, help="where the run directory goes (default: a temp dir)"
+    )
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for the recipe")
+    args = parser.parse_args()
+
+    output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="pixelwise-budget-"))
+    name = f"{args.results}-{args.run}"
+    command = [
+        "pixelwise",
+        "train",
+        args.config,
+        *args.overrides,
+        f"output_dir={output_dir}",
+        f"name={name}",
+    ]
+    pixelwise = str(Path(sys.executable).parent / "pixelwise")
+    subprocess.run([pixelwise, "--quiet", *command[1:]], check=True, cwd=ROOT)
+    points = curve(output_dir / name, args.metric)
+
+    path = RESULTS / f"{args.results}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = json.loads(path.read_text()) if path.is_file() else {"points": []}
+    result["points"] = [p for p in result["points"] if p["run"] != args.run]
+    result["points"] += [{"run": args.run, **p} for p in points]
+    result.setdefault("commands", {})[args.run] = shlex.join(command)
+    result.update(
+        {"metrics": args.metric, "machine": machine(), "date": datetime.date.today().isoformat()}
+    )
+    path.write_text(json.dumps(result, indent=1))
+    for p in points:
+        print(
+            f"{args.run}: epoch {p['epoch']:>3}  {p['minutes']:7.1f} min  "
+            + "  ".join(f"{m}={p[m]:.4f}" for m in args.metric)
+        )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,256 @@
+"""Training throughput: the pixelwise loop vs a minimal hand-written PyTorch loop.
+
+    python bench/bench_train.py [--cifar ../shared/data/cifar10] [--device cpu|cuda]
+        [--model resnet18] [--batch-size 64] [--steps 5] [--repeats 21]
+
+pixelwise runs the exact code path of ``pixelwise train``: ``build_parts`` (model from
+the zoo, loss, optimiser with its parameter groups, schedule, precision) and
+``train_one_epoch`` (autocast context, per-step schedule, the on-device training
+confusion matrix, NaN checks). The hand-written loop is the four lines of every
+PyTorch tutorial around torchvision's model of the same name with the same weights
+(pixelwise's zoo is weight-compatible), ``F.cross_entropy`` and the same SGD. Both
+see the same batches, already in memory: CIFAR-10 images decoded once (``--cifar``),
+or random 32x32 images. A third contestant runs pixelwise's own model in the
+hand-written loop, which separates the cost of the engine from that of the model.
+Passes are interleaved (the order rotates every round) on this shared, noisy machine;
+each pass records wall-clock and CPU time (``time.process_time``, far less sensitive to
+other processes); a ratio is the median over rounds of the per-round ratio. Writes
+``bench/results/train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("PIXELWISE_QUIET", "1")  # no progress bars in the timed loop
+
+from pixelwise.config import ExperimentConfig, load_config  # noqa: E402
+from pixelwise.engine.build import build_parts  # noqa: E402
+from pixelwise.engine.distributed import DistContext  # noqa: E402
+from pixelwise.engine.trainer import train_one_epoch  # noqa: E402
+
+
+def cifar_batches(
+    root: Path, count: int, batch_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The first ``count`` training images of each class folder, decoded and normalised."""
+    from torchvision.io import decode_image
+
+    classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
+    per_class = -(-count * batch_size // len(classes))
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for path in sorted((root / "train" / name).iterdir())[:per_class]:
+            images.append(decode_image(str(path)))
+            labels.append(label)
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    x = torch.stack([images[i] for i in order]).float() / 255
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    y = torch.tensor(labels)[order]
+    return [
+        (x[i : i + batch_size], y[i : i + batch_size])
+        for i in range(0, count * batch_size, batch_size)
+    ]
+
+
+def random_batches(
+    count: int, batch_size: int, size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(0)
+    return [
+        (
+            torch.randn(batch_size, 3, size, size, generator=g),
+            torch.randint(0, 10, (batch_size,), generator=g),
+        )
+        for _ in range(count)
+    ]
+
+
+def bench_config(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(
+        None,
+        [
+            f"device={args.device}",
+            f"model.name={args.model}",
+            f"data.batch_size={args.batch_size}",
+            "optim.name=sgd",
+            f"optim.lr={args.lr}",
+            "optim.momentum=0.9",
+            "optim.weight_decay=0.0005",
+            "schedule.name=cosine",
+            "train.epochs=100",
+            "train.log_every=50",
+        ],
+    )
+
+
+def machine(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        text = f"{torch.cuda.get_device_name(device)}; {text}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return text + (f", load average {load:.1f} at start" if load is not None else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--cifar", help="CIFAR-10 folder (train/<class>/*.jpg); default: random images"
+    )
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--model", default="resnet18", help="a name in both pixelwise and torchvision"
+    )
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=32, help="random images only")
+    parser.add_argument("--steps", type=int, default=5, help="optimiser steps per timed pass")
+    parser.add_argument("--repeats", type=int, default=21, help="timed passes per contestant")
+    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import torchvision
+
+    device = torch.device(args.device)
+    cpu_batches = (
+        cifar_batches(Path(args.cifar), args.steps, args.batch_size)
+        if args.cifar
+        else random_batches(args.steps, args.batch_size, args.image_size)
+    )
+    batches = [(x.to(device), y.to(device)) for x, y in cpu_batches]
+    images = sum(len(y) for _, y in batches)
+
+    torch.manual_seed(0)
+    reference = torchvision.models.get_model(args.model, num_classes=10).to(device)
+    cfg = bench_config(args)
+    parts = build_parts(cfg, 10, DistContext(device=device), batches_per_epoch=len(batches))
+    parts.model.load_state_dict(reference.state_dict())  # the same weights to start from
+    same_model = copy.deepcopy(parts.model)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def timed(work: Callable[[], None]) -> tuple[float, float]:
+        """(wall seconds, CPU seconds of this process) of ``work``."""
+        sync()
+        wall, cpu = time.perf_counter(), time.process_time()
+        work()
+        sync()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    def hand_written_loop(model: torch.nn.Module) -> Callable[[], tuple[float, float]]:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+
+        def loop() -> None:
+            model.train()
+            for x, y in batches:
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+
+        return lambda: timed(loop)
+
+    epoch = {"n": 0}
+
+    def pixelwise_loop() -> None:
+        train_one_epoch(parts, batches, epoch["n"])  # type: ignore[arg-type]
+        epoch["n"] += 1
+
+    contestants = {
+        "hand_written": hand_written_loop(reference),
+        "hand_written_pixelwise_model": hand_written_loop(same_model),
+        "pixelwise": lambda: timed(pixelwise_loop),
+    }
+    for run in contestants.values():  # warm-up: allocator, kernels, first-call costs
+        run()
+    seconds: dict[str, list[tuple[float, float]]] = {name: [] for name in contestants}
+    names = list(contestants)
+    for repeat in range(args.repeats):  # rotate the order: no contestant always goes first
+        shift = repeat % len(names)
+        for name in names[shift:] + names[:shift]:
+            seconds[name].append(contestants[name]())
+
+    def rates(name: str, clock: int) -> list[float]:
+        return [images / s[clock] for s in seconds[name]]
+
+    def ratio(a: str, b: str, clock: int) -> float:
+        return statistics.median(x / y for x, y in zip(rates(a, clock), rates(b, clock)))
+
+    median = {name: statistics.median(rates(name, 0)) for name in names}
+    median_cpu = {name: statistics.median(rates(name, 1)) for name in names}
+    data = (
+        f"CIFAR-10 JPEGs from {args.cifar}"
+        if args.cifar
+        else f"random {args.image_size}x{args.image_size} images"
+    )
+    result = {
+        "name": "train",
+        "what": f"training throughput, {args.model} (10 classes), batch {args.batch_size}, "
+        f"SGD momentum 0.9, {data} in memory, {args.steps} steps per pass, "
+        f"{args.repeats} interleaved passes each",
+        "unit": "images/s",
+        "pixelwise": round(median["pixelwise"], 1),
+        "baseline": round(median["hand_written"], 1),
+        "baseline_name": f"hand-written loop around torchvision.models.{args.model}",
+        "ratio": round(ratio("pixelwise", "hand_written", 0), 3),
+        "ratio_definition": "median over rounds of pixelwise / hand-written images per second",
+        "ratio_cpu_time": round(ratio("pixelwise", "hand_written", 1), 3),
+        "ratio_engine_only": round(ratio("pixelwise", "hand_written_pixelwise_model", 0), 3),
+        "ratio_engine_only_cpu_time": round(
+            ratio("pixelwise", "hand_written_pixelwise_model", 1), 3
+        ),
+        "ratio_model_only": round(ratio("hand_written_pixelwise_model", "hand_written", 0), 3),
+        "images_per_cpu_second": {k: round(v, 1) for k, v in median_cpu.items()},
+        "target": ">= 0.97x",
+        "device": str(device),
+        "machine": machine(device),
+        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]),
+        "date": datetime.date.today().isoformat(),
+        "images_per_second": {name: [round(x, 1) for x in rates(name, 0)] for name in names},
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    for name, value in median.items():
+        print(f"  {name:30s} {value:8.1f} images/s  {median_cpu[name]:8.1f} images/CPU-s")
+    print(
+        f"ratio pixelwise / hand-written: {result['ratio']:.3f}x wall clock, "
+        f"{result['ratio_cpu_time']:.3f}x CPU time; engine alone (same model): "
+        f"{result['ratio_engine_only']:.3f}x wall, {result['ratio_engine_only_cpu_time']:.3f}x CPU"
+    )
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""``pixelwise data check``: read every file once and report what would break training.
+
+Reported: items per split and per class (pixels per class for segmentation), image
+sizes, unreadable or truncated files, images above ``data.max_image_pixels``, images
+without a mask and masks without an image, masks whose size differs from their image,
+mask values that are neither a class nor ``ignore_index``, and class names that differ
+between splits. ``ok`` is False when any of them is an error (warnings: masks without
+images, classes absent from a split).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import ExperimentConfig
+from .base import Problem, base_datasets, task_of
+from .scan import scan_split
+
+
+@dataclass
+class SplitReport:
+    name: str
+    items: int
+    readable: int
+    class_counts: list[int]  # images per class; labelled pixels per class for segmentation
+    images_with_class: list[int]  # segmentation: images in which each class appears
+    ignored_pixels: int
+    sizes: Counter = field(default_factory=Counter)  # (height, width) -> images
+
+
+@dataclass
+class CheckReport:
+    format: str
+    root: str | None
+    task: str
+    class_names: list[str]
+    splits: dict[str, SplitReport]
+    problems: list[Problem]
+    limited: bool = False
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "root": self.root,
+            "task": self.task,
+            "ok": self.ok,
+            "class_names": self.class_names,
+            "splits": {
+                name: {
+                    **{k: v for k, v in dataclasses.asdict(s).items() if k != "sizes"},
+                    "sizes": {f"{h}x{w}": n for (h, w), n in s.sizes.most_common()},
+                }
+                for name, s in self.splits.items()
+            },
+            "problems": [dataclasses.asdict(p) for p in self.problems],
+        }
+
+
+def check_data(
+    cfg: ExperimentConfig, limit: int | None = None, num_workers: int | None = None
+) -> CheckReport:
+    """Check every split of ``cfg.data`` (the first ``limit`` items of each when given)."""
+    from . import build_raw_splits  # the package imports this module's siblings
+
+    lenient = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, on_error="skip"))
+    raw, class_names = build_raw_splits(lenient, run_dir=None)
+    task = task_of(raw[cfg.data.train_split])
+    problems: list[Problem] = []
+    seen: set[tuple[str, str, str]] = set()
+    for split in raw.values():
+        for base in base_datasets(split):
+            for problem in base.problems:
+                key = (problem.kind, problem.path, problem.message)
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(problem)
+    workers = cfg.data.num_workers if num_workers is None else num_workers
+    reports = {}
+    num_classes = len(class_names)
+    for name, split in raw.items():
+        scan = scan_split(
+            split,
+            num_classes,
+            cfg.data.ignore_index,
+            read_images=True,
+            num_workers=workers,
+            limit=limit,
+            desc=f"check {name}",
+        )
+        counts = [0] * num_classes
+        present = [0] * num_classes
+        ignored = 0
+        sizes: Counter = Counter()
+        for item in scan.good:
+            sizes[item.size] += 1
+            if item.class_pixels is not None:
+                for c, n in enumerate(item.class_pixels):
+                    counts[c] += n
+                    present[c] += n > 0
+                ignored += item.ignored_pixels
+            elif item.label is not None:
+                counts[item.label] += 1
+        for item in scan.errors:
+            problems.append(Problem(item.error_kind or "unreadable", item.path, item.error or ""))
+        reports[name] = SplitReport(
+            name, len(scan.items), len(scan.good), counts, present, ignored, sizes
+        )
+        if not scan.items:
+            problems.append(Problem("empty_split", name, f"split {name!r} has no items"))
+        elif name == cfg.data.train_split:
+            absent = [class_names[c] for c in range(num_classes) if counts[c] == 0]
+            if absent and limit is None:
+                problems.append(
+                    Problem(
+                        "absent_class",
+                        name,
+                        f"the training split has no {'pixels' if task == 'segmentation' else 'images'}"
+                        f" of: {', '.join(absent)}",
+                        "warning",
+                    )
+                )
+    return CheckReport(
+        cfg.data.format, cfg.data.root, task, class_names, reports, problems, limit is not None
+    )

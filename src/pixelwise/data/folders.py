@@ -1,0 +1,202 @@
+"""Classification from files: a folder per class (ImageFolder), or a list of ``path,label``.
+
+``image_folder``::
+
+    root/train/<class>/*.jpg   root/val/<class>/...   root/test/<class>/...   (own splits)
+    root/<class>/*.jpg                                                        (one pool)
+
+Class names are the sorted folder names of the training split, as torchvision's
+``ImageFolder`` has them. ``csv``: ``data.list_file`` lines ``path,label`` (a header line
+starting with ``path``/``file``/``image`` is skipped), label a class name or an index;
+paths relative to ``data.root`` (or to the list's folder). ``{split}`` in the list file's
+name gives one list per split (``{split}.csv`` -> ``train.csv``, ``val.csv``, ...).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.datasets.folder import find_classes, make_dataset
+
+from ..config import DataConfig
+from .base import ProblemLog, RawDataset, require_root
+from .io import IMAGE_EXTENSIONS, DataError, check_channels, read_image
+from .splits import carve_missing_splits
+
+_HEADER_WORDS = ("path", "file", "filename", "image", "image_path")
+
+
+class ImageFiles(RawDataset):
+    """Image files with one class label each."""
+
+    def __init__(self, samples: list[tuple[str, int]], in_channels: int, max_pixels: int) -> None:
+        super().__init__()
+        self.paths = [str(path) for path, _ in samples]
+        self.labels = [label for _, label in samples]
+        self.in_channels = in_channels
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> tuple[tv_tensors.Image, int]:
+        image = read_image(self.paths[index], self.in_channels, self.max_pixels)
+        return tv_tensors.Image(image), self.labels[index]
+
+    def describe(self, index: int) -> str:
+        return self.paths[index]
+
+
+def split_names(cfg: DataConfig) -> list[str]:
+    return [cfg.train_split, cfg.val_split, cfg.test_split]
+
+
+# --------------------------------------------------------------------------- image_folder
+def build_image_folder(
+    cfg: DataConfig, seed: int, split_file: Path | None
+) -> tuple[dict[str, Dataset], list[str]]:
+    check_channels(cfg.in_channels)
+    root = require_root(cfg, "class folders")
+    split_dirs = {
+        name: root / name
+        for name in split_names(cfg)
+        if (root / name).is_dir() and any(p.is_dir() for p in (root / name).iterdir())
+    }
+    if cfg.train_split not in split_dirs:
+        split_dirs = {cfg.train_split: root}  # class folders directly under root
+    problems = ProblemLog(cfg.on_error)
+    class_names, class_to_idx = find_classes(split_dirs[cfg.train_split])
+    own: dict[str, Dataset] = {}
+    for name, folder in split_dirs.items():
+        names, _ = find_classes(folder)
+        check_class_names(class_names, names, name, folder, problems)
+        known = {c: class_to_idx[c] for c in names if c in class_to_idx}
+        samples = make_dataset(folder, known, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+        empty = sorted(set(known) - {Path(p).parent.name for p, _ in samples})
+        for cls in empty:
+            problems.add("empty_class", folder / cls, f"{folder / cls}: no image files", "warning")
+        own[name] = ImageFiles(samples, cfg.in_channels, cfg.max_image_pixels)
+        if not samples:
+            problems.add("empty_split", folder, f"{folder}: no image files in any class folder")
+    for dataset in own.values():
+        dataset.problems = list(problems)  # type: ignore[attr-defined]
+    problems.summarize(str(root))
+    return carve_missing_splits(own, cfg, seed, split_file), class_names
+
+
+def check_class_names(
+    train: list[str], names: list[str], split: str, where: Path | str, problems: ProblemLog
+) -> None:
+    """Another split's classes must be the training split's (a missing one is a warning)."""
+    extra = sorted(set(names) - set(train))
+    missing = sorted(set(train) - set(names))
+    if extra:
+        problems.add(
+            "class_mismatch",
+            where,
+            f"{where}: split {split!r} has classes the training split lacks: {', '.join(extra)}",
+        )
+    if missing:
+        problems.add(
+            "class_mismatch",
+            where,
+            f"{where}: split {split!r} has no samples of: {', '.join(missing)}",
+            "warning",
+        )
+
+
+# --------------------------------------------------------------------------- csv
+def build_csv(
+    cfg: DataConfig, seed: int, split_file: Path | None
+) -> tuple[dict[str, Dataset], list[str]]:
+    check_channels(cfg.in_channels)
+    if cfg.list_file is None:
+        raise DataError("data.format=csv needs data.list_file (lines of path,label)")
+    lists = list_files_by_split(cfg)
+    problems = ProblemLog(cfg.on_error)
+    rows = {name: read_label_list(path) for name, path in lists.items()}
+    index, class_names = label_index(cfg, rows[cfg.train_split])
+    own: dict[str, Dataset] = {}
+    for split, entries in rows.items():
+        base = Path(cfg.root).expanduser() if cfg.root else lists[split].parent
+        samples = []
+        for line, (path, label) in entries:
+            where = f"{lists[split]}:{line}"
+            target = index.get(str(int(label)) if label.isdigit() else label)
+            if target is None:
+                problems.add("class_mismatch", where, f"{where}: unknown class {label!r}")
+                continue
+            file = base / path
+            if not file.is_file():
+                problems.add("missing_image", file, f"{where}: listed file {file} not found")
+                continue
+            samples.append((str(file), target))
+        own[split] = ImageFiles(samples, cfg.in_channels, cfg.max_image_pixels)
+    for dataset in own.values():
+        dataset.problems = list(problems)  # type: ignore[attr-defined]
+    problems.summarize(str(cfg.list_file))
+    return carve_missing_splits(own, cfg, seed, split_file), class_names
+
+
+def list_files_by_split(cfg: DataConfig) -> dict[str, Path]:
+    """``data.list_file`` (relative to ``data.root``), once per split with ``{split}``."""
+    assert cfg.list_file is not None
+    base = Path(cfg.root).expanduser() if cfg.root else Path(".")
+    template = cfg.list_file
+    if "{split}" not in template:
+        path = base / template if not Path(template).is_absolute() else Path(template)
+        if not path.is_file():
+            raise DataError(f"data.list_file={template}: not found at {path}")
+        return {cfg.train_split: path}
+    found = {}
+    for name in split_names(cfg):
+        path = base / template.replace("{split}", name)
+        if path.is_file():
+            found[name] = path
+    if cfg.train_split not in found:
+        raise DataError(
+            f"data.list_file={template}: no list for the training split at "
+            f"{base / template.replace('{split}', cfg.train_split)}"
+        )
+    return found
+
+
+def read_label_list(path: Path) -> list[tuple[int, tuple[str, str]]]:
+    """(line number, (path, label)) per line of a ``path,label`` file."""
+    entries = []
+    with path.open(newline="") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if number == 1 and row[0].strip().lower() in _HEADER_WORDS:
+                continue
+            if len(row) < 2:
+                raise DataError(f"{path}:{number}: expected path,label, got {','.join(row)!r}")
+            entries.append((number, (row[0].strip(), row[1].strip())))
+    if not entries:
+        raise DataError(f"{path}: no path,label lines")
+    return entries
+
+
+def label_index(
+    cfg: DataConfig, train_rows: list[tuple[int, tuple[str, str]]]
+) -> tuple[dict[str, int], list[str]]:
+    """{label as written: class index} and the class names.
+
+    Integer labels are class indices (names ``"0".."n-1"`` unless configured); other labels
+    are class names, indexed in ``data.class_names`` order, else sorted (as ImageFolder).
+    """
+    labels = {label for _, (_, label) in train_rows}
+    if all(label.isdigit() for label in labels):
+        count = max(
+            max(int(label) for label in labels) + 1,
+            cfg.num_classes or 0,
+            len(cfg.class_names or []),
+        )
+        names = [str(i) for i in range(count)]
+        return {name: i for i, name in enumerate(names)}, names
+    names = list(cfg.class_names) if cfg.class_names else sorted(labels)
+    return {name: i for i, name in enumerate(names)}, names

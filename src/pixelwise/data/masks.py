@@ -1,0 +1,409 @@
+"""Segmentation from image/mask file pairs, and the decoding of mask files into classes.
+
+``mask_folder`` pairs images with masks either by file stem (mask stem = image stem +
+``data.mask_suffix``) across two folders, or by a list file of ``image mask`` lines::
+
+    root/images/*.jpg  root/masks/*.png                        (one pool, splits carved)
+    root/train/images/ root/train/masks/  root/val/...         (own splits)
+    root/{split}/      root/{split}annot/                      (image_dir: "{split}",
+                                                                mask_dir: "{split}annot")
+    root/train.txt  root/val.txt  (list_file: "{split}.txt")   (SegNet's CamVid lists)
+
+Listed paths are resolved under ``data.root``: an absolute path that does not exist
+loses leading folders until it does, so ``/SegNet/CamVid/train/x.png`` in CamVid's
+``train.txt`` finds ``root/train/x.png``.
+
+Mask modes (``data.mask_mode``): ``index`` stores class indices (grayscale or palette
+PNG; a palette PNG's indices are read, not its colours); ``rgb`` stores colours, mapped
+through ``data.palette`` (a text file of ``R G B [name]`` lines, a JSON list or
+``{name: [R, G, B]}``, or an image whose pixels are the colours in order; a colour named
+``ignore`` maps to ``ignore_index``); ``binary`` maps 0 to class 0 and any other value
+(255 in 0/255 masks) to class 1. In every mode ``data.mask_ignore_values`` map to
+``ignore_index``, and a value that is neither a class nor ignored is an error naming the
+file (it would crash the loss).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from ..config import DataConfig
+from .base import ProblemLog, RawDataset, require_root
+from .folders import list_files_by_split, split_names
+from .io import (
+    DataError,
+    MaskSizeError,
+    MaskValueError,
+    check_channels,
+    is_image_file,
+    read_image,
+    read_mask_values,
+)
+from .splits import carve_missing_splits
+
+
+# --------------------------------------------------------------------------- decoding
+@dataclass
+class MaskDecoder:
+    """Turns a mask file into an (H, W) tensor of class indices and ``ignore_index``.
+
+    ``value_map`` (stored value -> class, for 8-bit masks) renumbers dataset encodings
+    such as the Oxford-IIIT Pet trimaps; ``palette`` (K, 3) maps colours in rgb mode.
+    """
+
+    mode: str
+    num_classes: int
+    ignore_index: int = 255
+    ignore_values: Sequence[int] = ()
+    value_map: dict[int, int] | None = None
+    palette: torch.Tensor | None = None
+    palette_classes: list[int] | None = None  # class of each palette row (ignore allowed)
+    max_pixels: int = 89_478_485
+
+    def __post_init__(self) -> None:
+        small = 0 <= self.ignore_index <= 255 and self.num_classes <= 255
+        self.dtype = torch.uint8 if small else torch.int64
+        lut = torch.arange(256, dtype=torch.int64)
+        for value, cls in (self.value_map or {}).items():
+            lut[value] = cls
+        for value in self.ignore_values:
+            if 0 <= value <= 255:
+                lut[value] = self.ignore_index
+        self.identity = bool((lut == torch.arange(256)).all())
+        self.lut = lut.to(self.dtype) if small else lut
+        self.valid = (lut < self.num_classes) & (lut >= 0) | (lut == self.ignore_index)
+        if self.palette is not None:
+            codes = _colour_codes(self.palette.T.reshape(3, -1, 1)).reshape(-1)
+            order = torch.argsort(codes)
+            self.sorted_codes = codes[order]
+            classes = torch.tensor(self.palette_classes or list(range(len(codes))))
+            self.sorted_classes = classes[order]
+
+    def __call__(self, path: str | Path) -> torch.Tensor:
+        values = read_mask_values(path, self.max_pixels)
+        if self.mode == "rgb":
+            return self._from_colours(values, path)
+        if values.dim() == 3:
+            if self.mode == "binary" or bool((values == values[:1]).all()):
+                values = values.max(dim=0).values
+            else:
+                raise DataError(
+                    f"{path}: an RGB mask with data.mask_mode={self.mode}; for colour-coded "
+                    "masks set data.mask_mode=rgb and data.palette"
+                )
+        if self.mode == "binary":
+            binary = (values != 0).to(self.dtype)
+            if self.ignore_values:
+                ignored = torch.isin(values.long(), torch.tensor(list(self.ignore_values)))
+                binary[ignored] = self.ignore_index
+            return binary
+        return self._map(values, path, check=True)
+
+    def _map(self, values: torch.Tensor, path: str | Path, check: bool) -> torch.Tensor:
+        if values.dtype == torch.uint8:
+            if check:
+                counts = torch.bincount(values.reshape(-1), minlength=256)
+                bad = ((counts > 0) & ~self.valid).nonzero().flatten()
+                if len(bad):
+                    self._out_of_range(path, bad.tolist())
+            return values.to(self.dtype) if self.identity else self.lut[values.long()]
+        values = values.long()
+        for value, cls in (self.value_map or {}).items():
+            values = torch.where(values == value, cls, values)
+        if self.ignore_values:
+            values[torch.isin(values, torch.tensor(list(self.ignore_values)))] = self.ignore_index
+        if check:
+            wrong = ((values < 0) | (values >= self.num_classes)) & (values != self.ignore_index)
+            if wrong.any():
+                self._out_of_range(path, values[wrong].unique()[:10].tolist())
+        return values.to(self.dtype)
+
+    def _out_of_range(self, path: str | Path, bad: list[int]) -> None:
+        raise MaskValueError(
+            f"{path}: mask values {bad[:10]} are not classes 0..{self.num_classes - 1} "
+            f"nor ignore_index={self.ignore_index} (set data.num_classes, "
+            "data.mask_ignore_values or data.mask_mode)"
+        )
+
+    def _from_colours(self, values: torch.Tensor, path: str | Path) -> torch.Tensor:
+        if values.dim() == 2:
+            values = values.expand(3, *values.shape)
+        codes = _colour_codes(values)
+        slot = torch.searchsorted(self.sorted_codes, codes).clamp(max=len(self.sorted_codes) - 1)
+        known = self.sorted_codes[slot] == codes
+        if not bool(known.all()):
+            unknown = values[:, ~known][:, :1].reshape(-1).tolist()
+            count = int((~known).sum())
+            raise MaskValueError(
+                f"{path}: {count} pixels have colours not in data.palette (first: "
+                f"{tuple(unknown)}); add them to the palette (name 'ignore' to ignore them)"
+            )
+        return self.sorted_classes[slot].to(self.dtype)
+
+
+def _colour_codes(rgb: torch.Tensor) -> torch.Tensor:
+    """(3, ...) colours as one int per pixel: R * 65536 + G * 256 + B."""
+    rgb = rgb.long()
+    return (rgb[0] << 16) | (rgb[1] << 8) | rgb[2]
+
+
+def load_palette(path: str | Path, count: int | None = None) -> tuple[torch.Tensor, list[str]]:
+    """(K, 3) uint8 colours and their names ("" where the file has none).
+
+    Formats: an image (its pixels in row order are the colours; needs ``count``), JSON
+    (``[[r, g, b], ...]`` or ``{name: [r, g, b]}``), or text lines ``R G B [name]``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data.palette={path}: no such file")
+    if is_image_file(path):
+        if count is None:
+            raise DataError(
+                f"data.palette={path}: an image palette needs data.num_classes or "
+                "data.class_names to say how many of its colours are classes"
+            )
+        pixels = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)[:count]
+        return torch.from_numpy(pixels.copy()), [""] * len(pixels)
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        loaded = json.loads(text)
+        items = list(loaded.items()) if isinstance(loaded, dict) else [("", c) for c in loaded]
+        colours = [list(map(int, c)) for _, c in items]
+        names = [str(n) for n, _ in items]
+    else:
+        colours, names = [], []
+        for number, line in enumerate(text.splitlines(), start=1):
+            fields = [f for f in re.split(r"[\s,;]+", line.strip()) if f]
+            if not fields or fields[0].startswith("#"):
+                continue
+            try:
+                colours.append([int(f) for f in fields[:3]])
+            except ValueError as err:
+                raise DataError(f"{path}:{number}: expected R G B [name], got {line!r}") from err
+            names.append(" ".join(fields[3:]))
+    if not colours or any(len(c) != 3 or not all(0 <= v <= 255 for v in c) for c in colours):
+        raise DataError(f"data.palette={path}: expected colours of three values in 0..255")
+    colours_t = torch.tensor(colours[:count] if count else colours, dtype=torch.uint8)
+    return colours_t, names[: len(colours_t)]
+
+
+def decoder_for(
+    cfg: DataConfig, class_names: list[str] | None = None
+) -> tuple[MaskDecoder, list[str]]:
+    """The mask decoder of a config, and its class names."""
+    common = dict(
+        ignore_index=cfg.ignore_index,
+        ignore_values=list(cfg.mask_ignore_values),
+        max_pixels=cfg.max_image_pixels,
+    )
+    configured = list(cfg.class_names) if cfg.class_names else class_names
+    if cfg.mask_mode == "binary":
+        names = configured or ["background", "foreground"]
+        return MaskDecoder("binary", 2, **common), names
+    if cfg.mask_mode == "rgb":
+        assert cfg.palette is not None
+        count = cfg.num_classes or (len(configured) if configured else None)
+        colours, names = load_palette(cfg.palette, count if is_image_file(cfg.palette) else None)
+        classes: list[int] = []
+        palette_names: list[str] = []
+        for name in names:
+            if name.strip().lower() == "ignore":
+                classes.append(cfg.ignore_index)
+            else:
+                classes.append(len(palette_names))
+                palette_names.append(name or str(len(palette_names)))
+        if count is not None and count != len(palette_names):
+            raise DataError(
+                f"data.palette={cfg.palette}: {len(palette_names)} class colours, but "
+                f"data.num_classes/class_names say {count}"
+            )
+        decoder = MaskDecoder(
+            "rgb", len(palette_names), palette=colours, palette_classes=classes, **common
+        )
+        return decoder, configured or palette_names
+    count = cfg.num_classes or (len(configured) if configured else None)
+    if count is None:
+        raise DataError(
+            f"data.format={cfg.format} with index masks needs data.num_classes or "
+            "data.class_names (`pixelwise data stats` lists the values the masks hold)"
+        )
+    return MaskDecoder("index", count, **common), configured or [str(i) for i in range(count)]
+
+
+# --------------------------------------------------------------------------- pairs
+class SegmentationFiles(RawDataset):
+    """Image files with a mask file each, decoded into a ``tv_tensors.Mask`` of classes."""
+
+    task = "segmentation"
+
+    def __init__(
+        self,
+        pairs: list[tuple[str, str]],
+        decoder: MaskDecoder,
+        in_channels: int,
+        max_pixels: int,
+    ) -> None:
+        super().__init__()
+        self.images = [str(i) for i, _ in pairs]
+        self.masks = [str(m) for _, m in pairs]
+        self.decoder = decoder
+        self.in_channels = in_channels
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def load(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+        image = read_image(self.images[index], self.in_channels, self.max_pixels)
+        mask = self.decoder(self.masks[index])
+        if tuple(mask.shape) != tuple(image.shape[-2:]):
+            raise MaskSizeError(
+                f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
+                f"{self.images[index]} is {image.shape[2]}x{image.shape[1]} (width x height)"
+            )
+        return tv_tensors.Image(image), tv_tensors.Mask(mask)
+
+    def load_target(self, index: int) -> tv_tensors.Mask:
+        return tv_tensors.Mask(self.decoder(self.masks[index]))
+
+    def describe(self, index: int) -> str:
+        return self.images[index]
+
+
+def build_mask_folder(
+    cfg: DataConfig, seed: int, split_file: Path | None
+) -> tuple[dict[str, Dataset], list[str]]:
+    check_channels(cfg.in_channels)
+    decoder, class_names = decoder_for(cfg)
+    problems = ProblemLog(cfg.on_error)
+    if cfg.list_file is not None:
+        pairs = {
+            split: read_pair_list(path, cfg, problems)
+            for split, path in list_files_by_split(cfg).items()
+        }
+    else:
+        pairs = {
+            split: pair_by_stem(images, masks, cfg.mask_suffix, problems)
+            for split, (images, masks) in folder_pairs(cfg).items()
+        }
+    own: dict[str, Dataset] = {}
+    for split, split_pairs in pairs.items():
+        dataset = SegmentationFiles(split_pairs, decoder, cfg.in_channels, cfg.max_image_pixels)
+        dataset.problems = list(problems)
+        own[split] = dataset
+    problems.summarize(str(cfg.root))
+    return carve_missing_splits(own, cfg, seed, split_file), class_names
+
+
+def folder_pairs(cfg: DataConfig) -> dict[str, tuple[Path, Path]]:
+    """(image folder, mask folder) per split found under ``data.root``."""
+    root = require_root(cfg, "image and mask folders")
+    if "{split}" in cfg.image_dir or "{split}" in cfg.mask_dir:
+        candidates = {
+            s: (
+                root / cfg.image_dir.replace("{split}", s),
+                root / cfg.mask_dir.replace("{split}", s),
+            )
+            for s in split_names(cfg)
+        }
+    elif (root / cfg.train_split / cfg.image_dir).is_dir():
+        candidates = {
+            s: (root / s / cfg.image_dir, root / s / cfg.mask_dir) for s in split_names(cfg)
+        }
+    else:
+        candidates = {cfg.train_split: (root / cfg.image_dir, root / cfg.mask_dir)}
+    found = {s: pair for s, pair in candidates.items() if pair[0].is_dir()}
+    if cfg.train_split not in found:
+        images, _ = candidates[cfg.train_split]
+        raise DataError(
+            f"data.root={cfg.root}: no image folder {images} (set data.image_dir and "
+            "data.mask_dir; layouts: docs/data.md)"
+        )
+    for images, masks in found.values():
+        if not masks.is_dir():
+            raise DataError(f"data.mask_dir: no mask folder {masks} for images in {images}")
+    return found
+
+
+def pair_by_stem(
+    image_dir: Path, mask_dir: Path, suffix: str, problems: ProblemLog
+) -> list[tuple[str, str]]:
+    images = sorted(p for p in image_dir.iterdir() if p.is_file() and is_image_file(p))
+    masks: dict[str, Path] = {}
+    for path in sorted(mask_dir.iterdir()):
+        if path.is_file() and is_image_file(path):
+            masks.setdefault(path.stem, path)
+    pairs, used = [], set()
+    for image in images:
+        mask = masks.get(image.stem + suffix)
+        if mask is None:
+            problems.add(
+                "missing_mask",
+                image,
+                f"{image}: no mask {image.stem + suffix}.* in {mask_dir}",
+            )
+            continue
+        used.add(mask.stem)
+        pairs.append((str(image), str(mask)))
+    for stem in sorted(set(masks) - used):
+        problems.add(
+            "missing_image", masks[stem], f"{masks[stem]}: mask without an image", "warning"
+        )
+    return pairs
+
+
+def read_pair_list(path: Path, cfg: DataConfig, problems: ProblemLog) -> list[tuple[str, str]]:
+    """``image mask`` lines (spaces, tabs or a comma between), resolved under the root."""
+    base = Path(cfg.root).expanduser() if cfg.root else path.parent
+    resolver = PathResolver(base)
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        fields = [f for f in re.split(r"[\s,]+", line.strip()) if f]
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 2:
+            raise DataError(f"{path}:{number}: expected 'image mask', got {line.strip()!r}")
+        image, mask = (resolver(f) for f in fields)
+        where = f"{path}:{number}"
+        if image is None:
+            problems.add("missing_image", fields[0], f"{where}: image {fields[0]} not found")
+            continue
+        if mask is None:
+            problems.add("missing_mask", fields[1], f"{where}: mask {fields[1]} not found")
+            continue
+        pairs.append((str(image), str(mask)))
+    return pairs
+
+
+class PathResolver:
+    """A listed path under ``base``, dropping leading folders until the file exists; the
+    number dropped for the first hit is tried first for the rest (one ``stat`` each)."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.drop: int | None = None
+
+    def __call__(self, listed: str) -> Path | None:
+        path = Path(listed)
+        if path.is_absolute() and path.is_file():
+            return path
+        parts = path.parts[1:] if path.is_absolute() else path.parts
+        order = range(len(parts))
+        if self.drop is not None:
+            order = [self.drop, *(k for k in order if k != self.drop)]
+        for k in order:
+            candidate = self.base.joinpath(*parts[k:])
+            if candidate.is_file():
+                self.drop = k
+                return candidate
+        return None

@@ -1,0 +1,139 @@
+"""Fine-tuning from pretrained weights: which parameters train, and how fast.
+
+A model splits into *pretrained* parameters and *new* ones:
+
+- a classifier: new = the head (``classifier_module_names()``), pretrained = the rest;
+- a segmentation model with a zoo classifier as ``encoder`` (or ``backbone``):
+  pretrained = that encoder, new = decoder and head.
+
+The pretrained part is cut into *stages*, shallow to deep, at the levels of its
+``feature_info`` (ResNet: stem, layer1..layer4; VGG: one block per pooling; MobileNet:
+the ``features`` blocks up to each stride change). A stage holds every module
+registered after the previous level up to the end of its own level; stages without
+parameters are dropped; parameters after the last level (VGG's fc6/fc7) join the last
+stage. A model without ``feature_info`` has its top-level children as stages.
+
+Strategies (``finetune.strategy``): ``full`` trains everything, ``head`` only the new
+parameters, ``partial`` the new ones and the last ``trainable_stages`` stages. With
+``unfreeze_after_epochs = n`` one more stage (deepest first) unfreezes every ``n``
+epochs (gradual unfreezing, Howard and Ruder, 2018). BatchNorm layers whose
+parameters are frozen stay in eval mode, so their running statistics stay pretrained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from ..config import FinetuneConfig
+from ..models.base import Classifier
+
+
+def pretrained_part(model: nn.Module) -> tuple[str, nn.Module] | None:
+    """``(prefix, encoder)`` of a segmentation model built on a zoo classifier."""
+    if isinstance(model, Classifier):
+        return None
+    for name in ("encoder", "backbone"):
+        module = getattr(model, name, None)
+        if isinstance(module, Classifier):
+            return f"{name}.", module
+    return None
+
+
+def head_module_names(model: nn.Module) -> list[str]:
+    names = getattr(model, "classifier_module_names", None)
+    return list(names()) if callable(names) else []
+
+
+def new_parameter_names(model: nn.Module) -> set[str]:
+    """Parameters that pretrained weights do not provide (see the module docstring)."""
+    part = pretrained_part(model)
+    if part is not None:
+        prefix = part[0]
+        return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
+    heads = tuple(f"{h}." for h in head_module_names(model))
+    return {n for n, _ in model.named_parameters() if n.startswith(heads)}
+
+
+def stage_parameter_names(model: nn.Module) -> list[list[str]]:
+    """Pretrained parameters per stage, shallow to deep (empty stages dropped)."""
+    new = new_parameter_names(model)
+    part = pretrained_part(model)
+    prefix, trunk = part if part is not None else ("", model)
+    levels = [prefix + level.name for level in getattr(trunk, "feature_info", [])]
+    if not levels:
+        heads = set(head_module_names(model))
+        levels = [prefix + n for n, _ in trunk.named_children() if prefix + n not in heads]
+    modules = [name for name, _ in model.named_modules()]
+    position = {name: i for i, name in enumerate(modules)}
+    ends = [
+        max(position[m] for m in modules if m == level or m.startswith(level + "."))
+        for level in levels
+        if level in position
+    ]
+    stages: list[list[str]] = [[] for _ in ends]
+    for name, _ in model.named_parameters():
+        if name in new or not name.startswith(prefix) or not ends:
+            continue
+        owner = position[name.rpartition(".")[0]]
+        index = next((i for i, end in enumerate(ends) if owner <= end), len(ends) - 1)
+        stages[index].append(name)
+    return [s for s in stages if s]
+
+
+@dataclass
+class FinetunePlan:
+    """What trains at each epoch; ``apply(model, epoch)`` sets ``requires_grad``."""
+
+    cfg: FinetuneConfig
+    trainable: set[str]  # parameters the model itself trains (fixed ones stay fixed)
+    new: set[str]
+    stages: list[list[str]]
+    frozen: set[str] = field(default_factory=set)
+
+    @classmethod
+    def for_model(cls, model: nn.Module, cfg: FinetuneConfig) -> FinetunePlan:
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+        return cls(cfg, trainable, new_parameter_names(model), stage_parameter_names(model))
+
+    def trainable_stages(self, epoch: int) -> int:
+        """How many of the deepest stages train during ``epoch`` (0-based)."""
+        if self.cfg.strategy == "full":
+            return len(self.stages)
+        count = 0 if self.cfg.strategy == "head" else self.cfg.trainable_stages
+        if self.cfg.unfreeze_after_epochs:
+            count += epoch // self.cfg.unfreeze_after_epochs
+        return min(count, len(self.stages))
+
+    def frozen_at(self, epoch: int) -> set[str]:
+        count = self.trainable_stages(epoch)
+        frozen_stages = self.stages[: len(self.stages) - count]
+        return {name for stage in frozen_stages for name in stage} & self.trainable
+
+    def apply(self, model: nn.Module, epoch: int) -> bool:
+        """Freeze and unfreeze for ``epoch``; True when the trainable set changed."""
+        frozen = self.frozen_at(epoch)
+        for name, param in model.named_parameters():
+            if name in self.trainable:
+                param.requires_grad_(name not in frozen)
+        changed = frozen != self.frozen
+        self.frozen = frozen
+        return changed
+
+    def lr_multipliers(self) -> dict[str, float]:
+        """``pretrained_lr_mult`` for pretrained parameters, 1 for new ones."""
+        mult = self.cfg.pretrained_lr_mult
+        if mult == 1.0:
+            return {}
+        return {name: mult for name in self.trainable if name not in self.new}
+
+
+def keep_frozen_norms_in_eval(model: nn.Module) -> None:
+    """After ``model.train()``: BatchNorm layers with frozen parameters go back to eval
+    mode, so they normalise with (and keep) their pretrained running statistics."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                module.eval()

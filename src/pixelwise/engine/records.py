@@ -1,0 +1,78 @@
+"""What a run writes about itself each epoch: ``metrics.jsonl`` and TensorBoard scalars.
+
+``metrics.jsonl`` holds one JSON object per epoch: ``epoch``, ``lr`` (the base learning
+rate of the epoch's first step; a group's rate is ``lr * lr_mult``), ``lr_end``, every
+``train/`` figure, and every ``val/`` (and ``val_ema/``) figure where validation ran.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from ..log import logger
+
+METRICS_FILE = "metrics.jsonl"
+
+
+def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
+    with (Path(run_dir) / METRICS_FILE).open("a") as f:
+        f.write(json.dumps(record, allow_nan=True) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
+    (Path(run_dir) / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The plottable numbers of a record (per-class lists and the epoch left out)."""
+    return {
+        k: float(v)
+        for k, v in record.items()
+        if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+class TensorBoardLog:
+    """Every scalar of every epoch under ``run_dir/tensorboard`` (``train.tensorboard``)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+
+    def log(self, record: dict[str, Any]) -> None:
+        for key, value in scalars(record).items():
+            if not math.isnan(value):
+                self.writer.add_scalar(key, value, global_step=record["epoch"])
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def open_tensorboard(run_dir: Path) -> TensorBoardLog | None:
+    try:
+        return TensorBoardLog(run_dir)
+    except ImportError:
+        logger.warning("train.tensorboard: the tensorboard package is not installed; skipped")
+        return None
+
+
+def epoch_line(record: dict[str, Any], task: str) -> str:
+    """One console line per epoch: losses, the headline figures, lr and throughput."""
+    headline = ["accuracy", "top5_accuracy"] if task == "classification" else ["miou"]
+    keys = ["train/loss", "val/loss"] + [f"{p}/{k}" for p in ("val", "val_ema") for k in headline]
+    parts = [f"{k}={record[k]:.4f}" for k in keys if isinstance(record.get(k), float)]
+    speed = record.get("train/images_per_second")
+    tail = f" lr={record['lr']:.3g}" + (f" {speed:.0f} img/s" if speed else "")
+    return f"epoch {record['epoch']}: " + " ".join(parts) + tail

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from data_fixtures import blocks_mask, make_config, mask_pairs, pixels, save
+from PIL import Image
+
+from pixelwise.data import FORMATS
+from pixelwise.data.io import DataError, MaskSizeError, MaskValueError
+from pixelwise.data.masks import load_palette
+
+
+def build(cfg):
+    return FORMATS[cfg.data.format](cfg.data, cfg.seed, None)
+
+
+def seg(**data):
+    data.setdefault("val_fraction", 0)
+    data.setdefault("test_fraction", 0)
+    return make_config("segmentation", format="mask_folder", **data)
+
+
+def test_pairs_by_stem_with_suffix_and_index_masks(tmp_path):
+    mask_pairs(tmp_path, ["b", "a", "c"], suffix="_mask")
+    splits, names = build(seg(root=str(tmp_path), num_classes=3, mask_suffix="_mask"))
+    train = splits["train"]
+    assert names == ["0", "1", "2"] and len(train) == 3
+    assert train.images[0].endswith("a.jpg") and train.masks[0].endswith("a_mask.png")
+    image, mask = train[0]
+    assert image.shape == (3, 12, 16) and mask.shape == (12, 16)
+    assert torch.equal(mask, torch.from_numpy(blocks_mask(12, 16, 3, seed=1)))
+
+
+def test_split_folders_with_a_split_placeholder(tmp_path):
+    mask_pairs(tmp_path, ["x", "y"], image_dir="train", mask_dir="trainannot")
+    mask_pairs(tmp_path, ["z"], image_dir="val", mask_dir="valannot")
+    cfg = seg(root=str(tmp_path), num_classes=3, image_dir="{split}", mask_dir="{split}annot")
+    splits, _ = build(cfg)
+    assert len(splits["train"]) == 2 and len(splits["val"]) == 1 and "test" not in splits
+
+
+def test_split_subfolders_with_images_and_masks(tmp_path):
+    mask_pairs(tmp_path / "train", ["x", "y"])
+    mask_pairs(tmp_path / "test", ["z"])
+    splits, _ = build(seg(root=str(tmp_path), num_classes=3))
+    assert len(splits["train"]) == 2 and len(splits["test"]) == 1
+
+
+def test_camvid_list_file_with_segnet_prefix(tmp_path):
+    mask_pairs(
+        tmp_path, ["0001TP_006690", "0001TP_006720"], image_dir="train", mask_dir="trainannot"
+    )
+    mask_pairs(tmp_path, ["0016E5_07959"], image_dir="val", mask_dir="valannot")
+    for split, stems in (("train", ["0001TP_006690", "0001TP_006720"]), ("val", ["0016E5_07959"])):
+        lines = [
+            f"/SegNet/CamVid/{split}/{s}.jpg /SegNet/CamVid/{split}annot/{s}.png" for s in stems
+        ]
+        (tmp_path / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    cfg = seg(root=str(tmp_path), list_file="{split}.txt", num_classes=3)
+    splits, _ = build(cfg)
+    assert len(splits["train"]) == 2 and len(splits["val"]) == 1
+    assert splits["val"].images[0] == str(tmp_path / "val" / "0016E5_07959.jpg")
+    assert splits["train"][1][1].shape == (12, 16)
+
+
+def test_listed_pair_that_does_not_exist_is_named(tmp_path):
+    mask_pairs(tmp_path, ["a"])
+    (tmp_path / "train.txt").write_text("images/a.jpg masks/a.png\nimages/b.jpg masks/b.png\n")
+    cfg = seg(root=str(tmp_path), list_file="train.txt", num_classes=3)
+    with pytest.raises(DataError, match="b.jpg"):
+        build(cfg)
+
+
+def test_binary_masks_map_255_to_one_not_to_ignore(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(4, 4))
+    values = np.array([[0, 255, 255, 0]] * 4, dtype=np.uint8)
+    save(tmp_path / "masks" / "a.png", values)
+    splits, names = build(seg(root=str(tmp_path), mask_mode="binary"))
+    assert names == ["background", "foreground"]
+    mask = splits["train"][0][1]
+    assert torch.equal(mask, torch.from_numpy(values // 255))
+    values[0, 0] = 128  # a "don't care" value
+    save(tmp_path / "masks" / "a.png", values)
+    splits, _ = build(seg(root=str(tmp_path), mask_mode="binary", mask_ignore_values=[128]))
+    mask = splits["train"][0][1]
+    assert mask[0].tolist() == [255, 1, 1, 0] and mask[1].tolist() == [0, 1, 1, 0]
+
+
+def test_rgb_masks_with_a_text_palette_and_an_ignore_colour(tmp_path):
+    colours = {(0, 0, 0): 0, (255, 0, 0): 1, (0, 255, 0): 2}
+    (tmp_path / "palette.txt").write_text(
+        "# R G B name\n0 0 0 road\n255 0 0 car\n0 255 0 tree\n255 255 255 ignore\n"
+    )
+    index = blocks_mask(8, 8, 4, block=2)
+    table = np.array([*colours, (255, 255, 255)], dtype=np.uint8)
+    save(tmp_path / "images" / "a.png", pixels(8, 8))
+    save(tmp_path / "masks" / "a.png", table[index])
+    cfg = seg(root=str(tmp_path), mask_mode="rgb", palette=str(tmp_path / "palette.txt"))
+    splits, names = build(cfg)
+    assert names == ["road", "car", "tree"]
+    mask = splits["train"][0][1]
+    expected = torch.from_numpy(np.where(index == 3, 255, index).astype(np.uint8))
+    assert torch.equal(mask, expected)
+
+
+def test_rgb_palette_as_json_and_as_image(tmp_path):
+    (tmp_path / "p.json").write_text(json.dumps({"sky": [1, 2, 3], "sea": [4, 5, 6]}))
+    colours, names = load_palette(tmp_path / "p.json")
+    assert names == ["sky", "sea"] and colours.tolist() == [[1, 2, 3], [4, 5, 6]]
+    strip = np.array([[[1, 2, 3], [4, 5, 6], [0, 0, 0], [0, 0, 0]]], dtype=np.uint8)
+    Image.fromarray(strip).save(tmp_path / "palette.png")  # as CamVid's palette.png
+    colours, _ = load_palette(tmp_path / "palette.png", count=2)
+    assert colours.tolist() == [[1, 2, 3], [4, 5, 6]]
+    with pytest.raises(DataError, match="num_classes"):
+        load_palette(tmp_path / "palette.png")
+
+
+def test_unknown_colour_is_an_error_naming_the_mask(tmp_path):
+    (tmp_path / "palette.txt").write_text("0 0 0\n255 0 0\n")
+    save(tmp_path / "images" / "a.png", pixels(2, 2))
+    save(tmp_path / "masks" / "a.png", np.full((2, 2, 3), 9, dtype=np.uint8))
+    cfg = seg(root=str(tmp_path), mask_mode="rgb", palette=str(tmp_path / "palette.txt"))
+    splits, _ = build(cfg)
+    with pytest.raises(MaskValueError, match="a.png.*not in data.palette"):
+        splits["train"][0]
+
+
+def test_values_out_of_range_and_ignore_values(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(3, 3))
+    save(tmp_path / "masks" / "a.png", np.array([[0, 1, 11]] * 3, dtype=np.uint8))
+    splits, _ = build(seg(root=str(tmp_path), num_classes=11))
+    with pytest.raises(MaskValueError, match=r"masks/a.png: mask values \[11\]"):
+        splits["train"][0]
+    splits, _ = build(seg(root=str(tmp_path), num_classes=11, mask_ignore_values=[11]))
+    assert splits["train"][0][1][0].tolist() == [0, 1, 255]
+
+
+def test_mask_of_the_wrong_size_is_an_error(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(4, 6))
+    save(tmp_path / "masks" / "a.png", np.zeros((4, 5), dtype=np.uint8))
+    splits, _ = build(seg(root=str(tmp_path), num_classes=2))
+    with pytest.raises(MaskSizeError, match="5x4 but its image"):
+        splits["train"][0]
+
+
+def test_image_without_mask_raises_or_is_left_out(tmp_path):
+    mask_pairs(tmp_path, ["a", "b"])
+    save(tmp_path / "images" / "lonely.jpg", pixels(12, 16))
+    save(tmp_path / "masks" / "orphan.png", np.zeros((12, 16), dtype=np.uint8))
+    with pytest.raises(DataError, match="lonely.jpg: no mask"):
+        build(seg(root=str(tmp_path), num_classes=3))
+    splits, _ = build(seg(root=str(tmp_path), num_classes=3, on_error="skip"))
+    assert len(splits["train"]) == 2
+    kinds = {(p.kind, p.severity) for p in splits["train"].problems}
+    assert kinds == {("missing_mask", "error"), ("missing_image", "warning")}
+
+
+def test_index_masks_need_a_class_count(tmp_path):
+    mask_pairs(tmp_path, ["a"])
+    with pytest.raises(DataError, match="num_classes"):
+        build(seg(root=str(tmp_path)))
+
+
+def test_palette_png_masks_are_read_as_indices(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(2, 3))
+    indices = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.uint8)
+    image = Image.frombytes("P", (3, 2), indices.tobytes())
+    image.putpalette([200, 10, 10, 10, 200, 10, 10, 10, 200])
+    (tmp_path / "masks").mkdir()
+    image.save(tmp_path / "masks" / "a.png")
+    splits, _ = build(seg(root=str(tmp_path), num_classes=3))
+    assert torch.equal(splits["train"][0][1], torch.from_numpy(indices))

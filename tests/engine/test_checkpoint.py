@@ -1,0 +1,99 @@
+"""Checkpoints: atomic writes, weights_only refusal, one-sentence mismatch errors, RNG."""
+
+from __future__ import annotations
+
+import pathlib
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pixelwise.engine import checkpoint
+from pixelwise.engine.checkpoint import (
+    CheckpointError,
+    check_card,
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
+
+    def crash(state, f):
+        f.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # the process is killed mid-write
+
+    monkeypatch.setattr(checkpoint.torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"model": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    monkeypatch.undo()
+    state = load_checkpoint(path)
+    assert state["epoch"] == 1 and torch.equal(state["model"]["w"], torch.ones(3))
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+class Payload:
+    """Unpickling this would create a file: code execution, which must be refused."""
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_runs_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "payload": Payload(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused to load"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_another_model_or_class_count_fails_with_one_sentence():
+    card = {"model": "resnet18", "num_classes": 10, "in_channels": 3}
+    with pytest.raises(
+        CheckpointError, match=r"holds a 'resnet18' model, but this run builds 'small_cnn'"
+    ):
+        check_card(card, "last.pt", "small_cnn", 10, 3)
+    with pytest.raises(CheckpointError, match=r"trained for 10 classes, but this run has 5$"):
+        check_card(card, "last.pt", "resnet18", 5, 3)
+    with pytest.raises(CheckpointError, match="expects 3 input channels"):
+        check_card(card, "last.pt", "resnet18", 10, 1)
+    check_card(card, "last.pt", "resnet18", 10, 3)
+
+    model = nn.Linear(4, 5)
+    with pytest.raises(
+        CheckpointError, match="trained for 10 classes, and this model has 5"
+    ) as err:
+        check_compatible(model, nn.Linear(4, 10).state_dict(), "best.pt")
+    assert "\n" not in str(err.value)
+    with pytest.raises(CheckpointError, match="made for another model"):
+        check_compatible(model, nn.Conv2d(1, 1, 1).state_dict(), "best.pt")
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    save_checkpoint({"model": {}, "rng": rng_state()}, tmp_path / "c.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(2), np.random.seed(2), random.seed(2)
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]
+
+
+def test_missing_or_foreign_files_are_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    torch.save({"weights": torch.ones(1)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a pixelwise checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")

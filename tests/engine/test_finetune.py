@@ -1,0 +1,118 @@
+"""Fine-tuning: stages per family, head/partial/full, gradual unfreezing, frozen BN, lr mult."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixelwise.config import FinetuneConfig
+from pixelwise.engine import fit
+from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.engine.finetune import (
+    FinetunePlan,
+    keep_frozen_norms_in_eval,
+    new_parameter_names,
+    stage_parameter_names,
+)
+from pixelwise.models import create_model
+
+
+@pytest.mark.parametrize(
+    ("name", "first_of_each_stage"),
+    [
+        (
+            "resnet18",
+            ["conv1.weight", "layer1.0.conv1.weight", "layer2.0.conv1.weight"]
+            + ["layer3.0.conv1.weight", "layer4.0.conv1.weight"],
+        ),
+        ("small_cnn", ["stem.0.weight", "stages.1.0.0.weight", "stages.2.0.0.weight"]),
+        (
+            "vgg11_bn",  # five conv blocks, then fc6 + fc7
+            ["features.0.weight", "features.4.weight", "features.8.weight"]
+            + ["features.15.weight", "features.22.weight", "classifier.0.weight"],
+        ),
+        (
+            "mobilenet_v2",
+            ["features.0.0.weight", "features.2.conv.0.0.weight", "features.4.conv.0.0.weight"]
+            + ["features.7.conv.0.0.weight", "features.14.conv.0.0.weight"],
+        ),
+    ],
+)
+def test_stages_follow_the_feature_pyramid(name, first_of_each_stage):
+    model = create_model(name, num_classes=3)
+    stages = stage_parameter_names(model)
+    assert [s[0] for s in stages] == first_of_each_stage
+    head = new_parameter_names(model)
+    every = {n for n, _ in model.named_parameters()}
+    assert head | {n for s in stages for n in s} == every  # every parameter has a place
+    assert not head & {n for s in stages for n in s}
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_head_partial_full_and_gradual_unfreezing():
+    model = create_model("resnet18", num_classes=3)
+    stages = stage_parameter_names(model)
+    head = FinetunePlan.for_model(model, FinetuneConfig("head"))
+    head.apply(model, 0)
+    assert _trainable(model) == {"fc.weight", "fc.bias"}
+
+    partial = FinetunePlan.for_model(model, FinetuneConfig("partial", trainable_stages=2))
+    partial.trainable = {n for n, _ in model.named_parameters()}
+    partial.apply(model, 0)
+    assert _trainable(model) == {"fc.weight", "fc.bias", *stages[3], *stages[4]}
+
+    gradual = FinetunePlan(
+        FinetuneConfig("head", unfreeze_after_epochs=2), partial.trainable, head.new, stages
+    )
+    assert [gradual.trainable_stages(e) for e in range(12)] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert gradual.apply(model, 2) is True and gradual.apply(model, 3) is False
+    assert _trainable(model) == {"fc.weight", "fc.bias", *stages[4]}
+
+    full = FinetunePlan(FinetuneConfig("full"), partial.trainable, head.new, stages)
+    full.apply(model, 0)
+    assert _trainable(model) == partial.trainable
+
+
+def test_frozen_batchnorm_stays_in_eval_mode_and_pretrained_lr_multiplier():
+    model = create_model("small_cnn", num_classes=3)
+    plan = FinetunePlan.for_model(model, FinetuneConfig("partial", 1, pretrained_lr_mult=0.1))
+    plan.apply(model, 0)
+    model.train()
+    keep_frozen_norms_in_eval(model)
+    assert not model.stem[1].training and model.stages[2][0][1].training
+    mult = plan.lr_multipliers()
+    assert mult["stem.0.weight"] == 0.1 and "fc.weight" not in mult
+
+
+def test_fixed_parameters_of_the_model_stay_fixed():
+    model = create_model("small_cnn", num_classes=3)
+    model.stem[0].weight.requires_grad_(False)  # e.g. a fixed bilinear upsampling kernel
+    plan = FinetunePlan.for_model(model, FinetuneConfig("full"))
+    plan.apply(model, 0)
+    assert not model.stem[0].weight.requires_grad
+
+
+def test_head_training_from_pretrained_weights_changes_only_the_head(small_digits, tmp_path):
+    pretrained = create_model("small_cnn", num_classes=10, in_channels=1, width=4, dropout=0.0)
+    with torch.no_grad():
+        for module in pretrained.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.fill_(0.1)  # recognisable statistics
+    torch.save(pretrained.state_dict(), tmp_path / "pretrained.pt")
+    cfg = small_digits(
+        f"model.weights={tmp_path / 'pretrained.pt'}",
+        "finetune.strategy=partial",
+        "finetune.trainable_stages=0",
+        "finetune.unfreeze_after_epochs=1",  # epoch 2 also trains the last stage
+        "train.epochs=2",
+    )
+    result = fit(cfg, run_dir=tmp_path / "run")
+    trained = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
+    before = pretrained.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], trained[k])}
+    assert {"fc.weight", "fc.bias"} <= changed
+    assert "stages.2.0.0.weight" in changed and "stages.2.0.1.running_mean" in changed
+    assert not any(k.startswith(("stem.", "stages.0.", "stages.1.")) for k in changed)

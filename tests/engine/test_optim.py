@@ -1,0 +1,65 @@
+"""Parameter groups: no decay on norms and biases, lr multipliers, optimiser choice."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pixelwise.config import OptimConfig
+from pixelwise.engine.optim import build_optimizer, no_decay_names, parameter_groups
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2)
+    )
+
+
+def test_norm_weights_and_biases_get_no_weight_decay():
+    model = _model()
+    assert no_decay_names(model) == {"1.weight", "1.bias", "3.bias"}
+    groups = parameter_groups(model, OptimConfig(weight_decay=0.1))
+    decay = {g["weight_decay"]: len(g["params"]) for g in groups}
+    assert decay == {0.1: 2, 0.0: 3}  # conv and linear weights decay
+
+
+def test_decay_norm_and_bias_switch_puts_everything_in_one_group():
+    groups = parameter_groups(_model(), OptimConfig(weight_decay=0.1, decay_norm_and_bias=True))
+    assert len(groups) == 1 and groups[0]["weight_decay"] == 0.1
+
+
+def test_lr_multipliers_and_include_select_groups():
+    model = _model()
+    mult = {"0.weight": 0.1}
+    groups = parameter_groups(model, OptimConfig(lr=1.0), lr_mult=mult, include={"0.weight"})
+    assert len(groups) == 1 and groups[0]["lr_mult"] == 0.1
+    optimizer = build_optimizer(groups, OptimConfig(), lr=0.5)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_frozen_parameters_are_left_out_unless_included():
+    model = _model()
+    model[0].weight.requires_grad_(False)
+    names = {id(p) for g in parameter_groups(model, OptimConfig()) for p in g["params"]}
+    assert id(model[0].weight) not in names
+    everything = parameter_groups(
+        model, OptimConfig(), include={n for n, _ in model.named_parameters()}
+    )
+    assert sum(len(g["params"]) for g in everything) == 5
+    with pytest.raises(ValueError, match="every parameter of the model is frozen"):
+        build_optimizer(parameter_groups(model, OptimConfig(), include=set()), OptimConfig(), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)],
+)
+def test_optimisers(name, cls):
+    cfg = OptimConfig(name=name, nesterov=True, betas=[0.8, 0.99])
+    optimizer = build_optimizer(parameter_groups(_model(), cfg), cfg, cfg.lr)
+    assert isinstance(optimizer, cls)
+    if name == "sgd":
+        assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
+    else:
+        assert optimizer.defaults["betas"] == (0.8, 0.99)

@@ -1,0 +1,118 @@
+"""Exact resume: a run interrupted after epoch k and resumed equals the uninterrupted run.
+
+Same final weights (bit for bit), same metrics.jsonl figures (throughput aside), same
+learning rate after the resume, on CPU with a fixed seed, augmentation on and
+``num_workers=0``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pixelwise.engine import fit, trainer
+from pixelwise.engine.checkpoint import CheckpointError, load_checkpoint
+from pixelwise.engine.records import read_metrics
+
+TIMING = ("train/images_per_second",)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(monkeypatch, epoch: int) -> None:
+    """The process dies right after the checkpoints of ``epoch`` are written."""
+    original = trainer.save_run_checkpoints
+
+    def save_then_die(parts, state, *args, **kwargs):
+        original(parts, state, *args, **kwargs)
+        if state["epoch"] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(trainer, "save_run_checkpoints", save_then_die)
+
+
+def _figures(run_dir):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir)]
+
+
+SCENARIOS = {
+    "sgd-augment-dropout": [
+        "data.rotation=15",
+        "data.augment=default",
+        "model.options={width: 4, dropout: 0.2}",
+        "schedule.warmup_epochs=1",
+    ],
+    "adamw-ema-accumulate-bf16": [
+        "optim.name=adamw",
+        "optim.lr=0.01",
+        "optim.accumulate_steps=2",
+        "optim.clip_grad_norm=1.0",
+        "train.ema=true",
+        "train.ema_decay=0.9",
+        "train.amp=bf16",
+        "schedule.name=step",
+        "schedule.step_epochs=1",
+        "model.options={width: 4, dropout: 0.2}",
+    ],
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_interrupted_and_resumed_run_equals_uninterrupted(
+    small_digits, tmp_path, monkeypatch, scenario
+):
+    cfg = small_digits("train.epochs=3", "data.num_workers=0", *SCENARIOS[scenario])
+    whole = fit(cfg, run_dir=tmp_path / "whole")
+
+    _interrupt_after(monkeypatch, epoch=1)
+    with pytest.raises(Interrupted):
+        fit(cfg, run_dir=tmp_path / "cut")
+    monkeypatch.undo()
+    assert len(read_metrics(tmp_path / "cut")) == 1
+    resumed = fit(cfg, run_dir=tmp_path / "cut", resume=True)
+
+    assert _figures(tmp_path / "cut") == _figures(tmp_path / "whole")
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in whole.history]
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert a["step"] == b["step"]
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
+    if a["ema"] is not None:
+        for key, value in a["ema"]["model"].items():
+            assert torch.equal(value, b["ema"]["model"][key]), key
+    assert (resumed.best_value, resumed.best_epoch) == (whole.best_value, whole.best_epoch)
+
+
+def test_resume_with_another_model_says_so_in_one_sentence(small_digits, tmp_path):
+    fit(small_digits("train.epochs=1"), run_dir=tmp_path / "run")
+    other = small_digits("train.epochs=2", "model.name=resnet20", "model.options={}")
+    with pytest.raises(
+        CheckpointError, match="holds a 'small_cnn' model, but this run builds 'resnet20'"
+    ):
+        fit(other, run_dir=tmp_path / "run", resume=True)
+
+
+def test_cli_resume_continues_the_run_in_run_dir(tmp_path, capsys):
+    from pixelwise.cli import main
+
+    overrides = [
+        f"output_dir={tmp_path / 'runs'}",
+        "train.tensorboard=false",
+        "train.report=false",
+        "schedule.warmup_epochs=0",
+        "data.image_size=[8, 8]",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.1",
+        "model.options={width: 4, dropout: 0.0}",
+    ]
+    run_dir = tmp_path / "run"
+    assert main(["train", "digits", *overrides, "train.epochs=1", "--run-dir", str(run_dir)]) == 0
+    args = ["train", "digits", *overrides, "train.epochs=2", "--run-dir", str(run_dir)]
+    assert main([*args, "--resume"]) == 0
+    assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2]
+    assert "run directory:" in capsys.readouterr().out
+    assert main(["train", "digits", "--resume", "--run-dir", str(tmp_path / "none")]) == 2

@@ -1,0 +1,62 @@
+"""Learning-rate schedules: warmup, cosine, poly, step, multistep, constant, scaling rule."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pixelwise.config import OptimConfig, ScheduleConfig
+from pixelwise.engine.schedule import build_scheduler, lr_factor, peak_lr, steps_per_epoch
+
+
+def test_linear_warmup_then_cosine_to_the_floor():
+    f = lr_factor(
+        ScheduleConfig("cosine", warmup_epochs=1, warmup_start_factor=0.1, min_lr_factor=0.05),
+        100,
+        10,
+    )
+    assert f(0) == pytest.approx(0.1)
+    assert f(5) == pytest.approx(0.55)
+    assert f(10) == pytest.approx(1.0)
+    assert f(55) == pytest.approx(0.05 + 0.95 * 0.5)
+    assert f(100) == pytest.approx(0.05)
+
+
+def test_poly_step_multistep_constant():
+    assert lr_factor(ScheduleConfig("poly", power=0.9), 100, 10)(50) == pytest.approx(0.5**0.9)
+    step = lr_factor(ScheduleConfig("step", step_epochs=2, gamma=0.1), 100, 10)
+    assert [step(s) for s in (0, 19, 20, 40)] == pytest.approx([1, 1, 0.1, 0.01])
+    multi = lr_factor(ScheduleConfig("multistep", milestones=[1.5, 3]), 100, 10)
+    assert [multi(s) for s in (14, 15, 29, 30)] == pytest.approx([1, 0.1, 0.1, 0.01])
+    assert lr_factor(ScheduleConfig("constant"), 100, 10)(77) == 1.0
+
+
+def test_steps_per_epoch_and_linear_scaling_rule():
+    assert steps_per_epoch(10, 1) == 10
+    assert steps_per_epoch(10, 4) == 3  # the last group is short, and still steps
+    assert peak_lr(OptimConfig(lr=0.1), 1024) == 0.1
+    assert peak_lr(
+        OptimConfig(lr=0.1, scale_lr=True, reference_batch_size=256), 1024
+    ) == pytest.approx(0.4)
+
+
+def test_scheduler_state_resumes_the_exact_learning_rate():
+    def make():
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([{"params": [param], "lr": 0.2, "lr_mult": 1.0}], lr=0.2)
+        return opt, build_scheduler(opt, ScheduleConfig("cosine", warmup_epochs=1), 5, 7)
+
+    opt, sched = make()
+    for _ in range(12):
+        opt.step()
+        sched.step()
+    again_opt, again = make()
+    again_opt.load_state_dict(opt.state_dict())
+    again.load_state_dict(sched.state_dict())
+    for _ in range(5):
+        opt.step(), sched.step(), again_opt.step(), again.step()
+        assert again_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
+    expected = 0.2 * 0.5 * (1 + math.cos(math.pi * (17 - 7) / (35 - 7)))
+    assert opt.param_groups[0]["lr"] == pytest.approx(expected)

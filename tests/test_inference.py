@@ -1,0 +1,236 @@
+"""Prediction from a checkpoint alone: the same answers as the run's own evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import pixelwise
+from pixelwise.cli._common import resolve_config_path
+from pixelwise.config import load_config
+from pixelwise.data import build_datasets
+from pixelwise.engine import evaluate_run, fit
+from pixelwise.engine.build import build_model, model_card
+from pixelwise.engine.checkpoint import CheckpointError, save_checkpoint
+from pixelwise.inference import Classification, InputError, Segmentation
+from pixelwise.metrics import ConfusionMatrix
+
+QUIET = ["train.tensorboard=false", "train.report=false", "train.learning_gif=false"]
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory):
+    """Digits (8x8, resized to 16x16 as in the bundled recipe), one short epoch."""
+    overrides = [
+        f"output_dir={tmp_path_factory.mktemp('cls')}",
+        "train.epochs=1",
+        "schedule.warmup_epochs=0",
+        "data.val_fraction=0.1",
+        "data.test_fraction=0.5",
+        "model.options={width: 4, dropout: 0.0}",
+        *QUIET,
+    ]
+    cfg = load_config(resolve_config_path("digits"), overrides)
+    return cfg, fit(cfg).run_dir
+
+
+@pytest.fixture(scope="module")
+def segmenter_run(tmp_path_factory):
+    """Digit canvases (32x32, 11 classes) with a narrow U-Net, one short epoch."""
+    cfg = load_config(None, segmentation_overrides(tmp_path_factory.mktemp("seg")))
+    return cfg, fit(cfg).run_dir
+
+
+def segmentation_overrides(output_dir) -> list[str]:
+    return [
+        "name=digit-seg",
+        "task=segmentation",
+        f"output_dir={output_dir}",
+        "data.format=digits_segmentation",
+        "data.num_samples=60",
+        "data.image_size=[32, 32]",
+        "data.in_channels=1",
+        "data.batch_size=8",
+        "data.augment=none",
+        "model.name=unet",
+        "model.options={base_channels: 4}",
+        "optim.lr=0.05",
+        "train.epochs=1",
+        *QUIET,
+    ]
+
+
+def raw_split(cfg, run_dir, split: str) -> tuple[list[torch.Tensor], list]:
+    """A split's stored uint8 images and targets, before any transform."""
+    raw = build_datasets(cfg, run_dir).datasets[split].raw
+    items = [raw[i] for i in range(len(raw))]
+    return [image.as_subclass(torch.Tensor) for image, _ in items], [t for _, t in items]
+
+
+# --------------------------------------------------------------------------- round trips
+def test_classifier_predictions_match_the_run_evaluation(classifier_run, tmp_path):
+    cfg, run_dir = classifier_run
+    evaluated = evaluate_run(run_dir, split="test", write=False)
+    images, labels = raw_split(cfg, run_dir, "test")
+
+    predictor = pixelwise.load(run_dir, device="cpu")
+    results = predictor.predict(images, topk=3, batch_size=50)
+    matrix = ConfusionMatrix(10)
+    matrix.update(torch.tensor([r.indices[0] for r in results]), torch.tensor(labels))
+    assert torch.equal(matrix.matrix, evaluated.matrix)
+
+    first = results[0]
+    assert isinstance(first, Classification)
+    assert len(first.labels) == 3 and first.label == str(first.indices[0])
+    assert first.probabilities == sorted(first.probabilities, reverse=True)
+
+    # The same images as PNG files, read back from disk, give the same answers.
+    paths = []
+    for i, image in enumerate(images[:12]):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(image[0].numpy()).save(paths[-1])
+    from_files = predictor.predict([str(p) for p in paths], topk=3)
+    assert [r.indices for r in from_files] == [r.indices for r in results[:12]]
+
+
+def test_segmenter_predictions_match_the_run_evaluation(segmenter_run):
+    cfg, run_dir = segmenter_run
+    evaluated = evaluate_run(run_dir, split="test", write=False)
+    images, masks = raw_split(cfg, run_dir, "test")
+
+    results = pixelwise.load(run_dir / "checkpoints" / "best.pt").predict(images)
+    assert all(isinstance(r, Segmentation) and r.mask.shape == (32, 32) for r in results)
+    matrix = ConfusionMatrix(11)
+    matrix.update(
+        torch.from_numpy(np.stack([r.mask for r in results])).long(),
+        torch.stack([m.as_subclass(torch.Tensor) for m in masks]).long(),
+    )
+    assert torch.equal(matrix.matrix, evaluated.matrix)
+
+
+def test_sliding_window_predictions_match_the_run_evaluation(segmenter_run):
+    """Canvases larger than the training size (44x37): windows of 32x32, as `eval` does."""
+    cfg, run_dir = segmenter_run
+    large = ["data.image_size=[44, 37]"]
+    evaluated = evaluate_run(run_dir, "val", overrides=large, sliding_window=True, write=False)
+    images, masks = raw_split(load_config(run_dir / "config.yaml", large), run_dir, "val")
+
+    predictor = pixelwise.load(run_dir)
+    assert predictor.preprocessing["window_size"] == [32, 32]
+    results = predictor.predict(images, sliding_window=True)
+    assert results[0].mask.shape == (44, 37)
+    matrix = ConfusionMatrix(11)
+    for result, mask in zip(results, masks):
+        matrix.update(torch.from_numpy(result.mask).long(), mask.as_subclass(torch.Tensor).long())
+    assert torch.equal(matrix.matrix, evaluated.matrix)
+
+
+def test_segmentation_mask_and_probabilities_at_the_original_size(segmenter_run):
+    _, run_dir = segmenter_run
+    predictor = pixelwise.load(run_dir)
+    image = np.random.default_rng(0).integers(0, 256, (45, 27), dtype=np.uint8)
+    result = predictor.predict(image, return_probabilities=True)
+    assert result.mask.shape == (45, 27) and result.mask.dtype == np.uint8
+    assert result.probabilities.shape == (11, 45, 27)
+    np.testing.assert_allclose(result.probabilities.sum(axis=0), 1.0, atol=1e-5)
+    assert np.array_equal(result.probabilities.argmax(axis=0), result.mask)
+    assert abs(sum(result.class_fractions().values()) - 1.0) < 1e-9
+
+
+# --------------------------------------------------------------------------- inputs
+def test_every_input_form_gives_the_same_answer(classifier_run, tmp_path):
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    predictor = pixelwise.load(run_dir)
+    tensor = images[0]  # (1, 8, 8) uint8
+    array = tensor[0].numpy()
+    path = tmp_path / "digit.png"
+    Image.fromarray(array).save(path)
+    expected = predictor.predict(tensor).indices
+    forms = [
+        path,
+        str(path),
+        Image.fromarray(array),
+        Image.fromarray(array).convert("RGB"),  # gray stored as colour is gray
+        array,
+        array[:, :, None],
+        tensor.float() / 255,
+        tensor[0],
+    ]
+    for form in forms:
+        assert predictor.predict(form).indices == expected, type(form)
+    batch = predictor.predict(torch.stack([tensor, tensor]))
+    assert [r.indices for r in batch] == [expected, expected]
+    assert [r.indices for r in predictor.predict([path, array])] == [expected, expected]
+
+
+def test_bad_inputs_name_themselves(classifier_run, tmp_path):
+    _, run_dir = classifier_run
+    predictor = pixelwise.load(run_dir)
+    colour = np.zeros((8, 8, 3), dtype=np.uint8)
+    colour[..., 0] = 200
+    with pytest.raises(InputError, match=r"image 1: has 3 channels \(RGB\), the model takes 1"):
+        predictor.predict([np.zeros((8, 8), np.uint8), colour])
+    with pytest.raises(InputError, match="no such file"):
+        predictor.predict(tmp_path / "missing.png")
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(ValueError, match="notes.png"):
+        predictor.predict(text)
+    with pytest.raises(InputError, match="uint16"):
+        predictor.predict(np.zeros((8, 8), np.uint16))
+    with pytest.raises(InputError, match=r"looks \(C, H, W\)"):
+        predictor.predict(np.zeros((1, 8, 8), np.uint8))
+
+
+def test_grayscale_is_repeated_for_an_rgb_model_and_alpha_dropped(tmp_path):
+    cfg = load_config(None, ["data.in_channels=3", "data.image_size=[8, 8]"])
+    path = tmp_path / "rgb.pt"
+    torch.manual_seed(0)
+    model = build_model(cfg, 4)
+    save_checkpoint({"model": model.state_dict(), "card": model_card(cfg, list("abcd"))}, path)
+    predictor = pixelwise.load(path)
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    rgba = np.concatenate([rgb, np.full((8, 8, 1), 7, np.uint8)], axis=2)
+    expected = predictor.predict(rgb, return_probabilities=True).all_probabilities
+    for form in (gray, rgba, Image.fromarray(gray), Image.fromarray(rgba)):
+        got = predictor.predict(form, return_probabilities=True).all_probabilities
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- safety
+class CodeOnLoad:
+    """Pickles as a call to ``exec``: loading it with full pickle runs the code."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.marker)!r}, 'w').write('ran')",))
+
+
+def test_a_checkpoint_that_runs_code_is_refused(classifier_run, tmp_path):
+    _, run_dir = classifier_run
+    good = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    marker = tmp_path / "code-ran"
+    path = tmp_path / "evil.pt"
+    torch.save({**good, "extra": CodeOnLoad(marker)}, path)
+
+    with pytest.raises(CheckpointError, match=r"refused to load: unpickling it would call exec,"):
+        pixelwise.load(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the payload is real: full unpickling runs it
+    assert marker.read_text() == "ran"
+
+
+def test_a_checkpoint_without_a_card_is_refused(tmp_path):
+    cfg = load_config(None, ["data.in_channels=1"])
+    path = tmp_path / "bare.pt"
+    save_checkpoint({"model": build_model(cfg, 10).state_dict()}, path)
+    with pytest.raises(CheckpointError, match="no model card"):
+        pixelwise.load(path)
+    with pytest.raises(FileNotFoundError, match="no run directory or checkpoint"):
+        pixelwise.load(tmp_path / "nothing")
