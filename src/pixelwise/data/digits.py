@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 from torchvision import tv_tensors
 
 from ..config import DataConfig
@@ -25,6 +24,8 @@ DIGIT_NAMES = [str(d) for d in range(10)]
 
 def digit_images() -> tuple[np.ndarray, np.ndarray]:
     """(N, 8, 8) uint8 images scaled from 0..16 to 0..255, and (N,) labels."""
+    from sklearn.datasets import load_digits  # scikit-learn is slow to import
+
     bunch = load_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)
     return images, bunch.target.astype(np.int64)

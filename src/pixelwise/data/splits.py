@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
 
 from ..config import DataConfig
@@ -55,6 +54,8 @@ def split_by_fractions(
 def _split(
     indices: np.ndarray, labels: np.ndarray, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split  # 0.9 s to import: only when splitting
+
     if len(indices) < 2:
         raise DataError(f"cannot split {len(indices)} sample(s): lower data.val/test_fraction")
     _, counts = np.unique(labels, return_counts=True)

@@ -3,6 +3,7 @@ model card that travels with its checkpoints."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,17 @@ from .precision import Precision
 from .schedule import build_scheduler, peak_lr, steps_per_epoch
 
 
+def sample_images(loader: Iterable, max_images: int = 5000) -> torch.Tensor:
+    """Up to ``max_images`` images from the first batches of ``loader``."""
+    batches, count = [], 0
+    for images, _ in loader:
+        batches.append(images)
+        count += len(images)
+        if count >= max_images:
+            break
+    return torch.cat(batches)[:max_images]
+
+
 def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
     options = dict(cfg.model.options)
     if cfg.model.encoder is not None:
@@ -34,6 +46,7 @@ def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
         num_classes=num_classes,
         in_channels=cfg.data.in_channels,
         weights=cfg.model.weights,
+        new_classifier=cfg.model.new_classifier,
         **options,
     )
 
@@ -133,11 +146,18 @@ def build_parts(
     ctx: DistContext,
     batches_per_epoch: int,
     class_weights: torch.Tensor | None = None,
+    init_loader: Iterable | None = None,
 ) -> TrainParts:
     """Model (SyncBatchNorm, device, memory format), fine-tuning plan, loss, optimiser
-    with its parameter groups, schedule, precision, EMA, teacher, DDP/compile wrapper."""
+    with its parameter groups, schedule, precision, EMA, teacher, DDP/compile wrapper.
+
+    ``init_loader`` (training batches) feeds a model's data-dependent initialisation,
+    where it has one; a resumed run passes None, its weights come from the checkpoint.
+    """
     device = ctx.device
     model = build_model(cfg, num_classes)
+    if init_loader is not None and hasattr(model, "initialize_from_data"):
+        model.initialize_from_data(sample_images(init_loader))
     if cfg.train.sync_batchnorm:
         model = convert_sync_batchnorm(model, ctx)
     model = model.to(device)

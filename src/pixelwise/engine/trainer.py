@@ -170,7 +170,6 @@ def train_one_epoch(
                     loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", img_s=f"{rate:.0f}"
                 )
     elapsed = time.perf_counter() - started
-    optimizer.zero_grad(set_to_none=True)  # free the gradients' memory for validation
     totals = ddp.all_reduce_sum(torch.stack([loss_sum, loss_sum.new_tensor(seen)]), ctx)
     stats = {
         "train/loss": float(totals[0]) / max(float(totals[1]), 1.0),
@@ -253,7 +252,9 @@ def _fit(
             f"'{cfg.data.val_split}' split: set data.val_fraction > 0 or train.best_metric=train/loss"
         )
 
-    parts = build_parts(cfg, num_classes, ctx, len(train_loader), class_weights)
+    parts = build_parts(
+        cfg, num_classes, ctx, len(train_loader), class_weights, None if resume else train_loader
+    )
     seed_everything(cfg.seed + ctx.rank)  # augmentation streams: one per process
     card = model_card(cfg, splits.class_names)
     best = {"metric": metric, "value": None, "epoch": -1}
