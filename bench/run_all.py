@@ -50,20 +50,25 @@ def fmt(value: object, digits: int = 1) -> str:
 
 def throughput_table() -> list[str]:
     lines = [
-        "| benchmark | pixelwise | alternative | ratio | target | machine | date | command |",
-        "|---|---|---|---|---|---|---|---|",
+        "| benchmark | pixelwise | alternative | ratio | other ratios | target | machine | date | command |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, title, _, _ in THROUGHPUT:
         result = load(name)
         if result is None:
-            lines.append(f"| {title} | not run | | | | | | |")
+            lines.append(f"| {title} | not run | | | | | | | |")
             continue
         lines.append(
-            "| {title} | {ours} | {theirs} | **{ratio}x** | {target} | {machine} | {date} | `{command}` |".format(
+            "| {title} | {ours} | {theirs} | **{ratio}x** | {others} | {target} | {machine} | {date} | `{command}` |".format(
                 title=title,
                 ours=f"{fmt(result.get('pixelwise'))} {result.get('unit', '')}",
                 theirs=f"{fmt(result.get('baseline'))} {result.get('unit', '')} ({result.get('baseline_name', '')})",
                 ratio=fmt(result.get("ratio"), 3),
+                others=", ".join(
+                    f"{k.removeprefix('ratio_').replace('_', ' ')}: {fmt(v, 3)}x"
+                    for k, v in result.items()
+                    if k.startswith("ratio_") and isinstance(v, (int, float))
+                ),
                 target=result.get("target", ""),
                 machine=result.get("machine", ""),
                 date=result.get("date", ""),
