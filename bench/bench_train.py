@@ -13,8 +13,10 @@ see the same batches, already in memory: CIFAR-10 images decoded once (``--cifar
 or random 32x32 images. A third contestant runs pixelwise's own model in the
 hand-written loop, which separates the cost of the engine from that of the model.
 Passes are interleaved (the order rotates every round) on this shared, noisy machine;
-each pass records wall-clock and CPU time (``time.process_time``, far less sensitive to
-other processes); a ratio is the median over rounds of the per-round ratio. Writes
+each pass records wall-clock and CPU time (``time.process_time``). A ratio is the
+median over rounds of the per-round ratio: neighbouring passes share the machine's
+load, so the per-round ratio cancels most of it, and the median ignores bursts; the
+quartiles of the per-round ratios say how noisy the run was. Writes
 ``bench/results/train.json``.
 """
 
@@ -204,11 +206,15 @@ def main() -> None:
     def rates(name: str, clock: int) -> list[float]:
         return [images / s[clock] for s in seconds[name]]
 
+    def ratios(a: str, b: str, clock: int) -> list[float]:
+        return [x / y for x, y in zip(rates(a, clock), rates(b, clock))]
+
     def ratio(a: str, b: str, clock: int) -> float:
-        return statistics.median(x / y for x, y in zip(rates(a, clock), rates(b, clock)))
+        return statistics.median(ratios(a, b, clock))
 
     median = {name: statistics.median(rates(name, 0)) for name in names}
     median_cpu = {name: statistics.median(rates(name, 1)) for name in names}
+    quartiles = statistics.quantiles(ratios("pixelwise", "hand_written", 0), n=4)
     data = (
         f"CIFAR-10 JPEGs from {args.cifar}"
         if args.cifar
@@ -224,7 +230,9 @@ def main() -> None:
         "baseline": round(median["hand_written"], 1),
         "baseline_name": f"hand-written loop around torchvision.models.{args.model}",
         "ratio": round(ratio("pixelwise", "hand_written", 0), 3),
-        "ratio_definition": "median over rounds of pixelwise / hand-written images per second",
+        "ratio_definition": "median over rounds of the per-round ratio of pixelwise to "
+        "hand-written images per second (wall clock)",
+        "ratio_quartiles": [round(quartiles[0], 3), round(quartiles[2], 3)],
         "ratio_cpu_time": round(ratio("pixelwise", "hand_written", 1), 3),
         "ratio_engine_only": round(ratio("pixelwise", "hand_written_pixelwise_model", 0), 3),
         "ratio_engine_only_cpu_time": round(
@@ -245,7 +253,8 @@ def main() -> None:
     for name, value in median.items():
         print(f"  {name:30s} {value:8.1f} images/s  {median_cpu[name]:8.1f} images/CPU-s")
     print(
-        f"ratio pixelwise / hand-written: {result['ratio']:.3f}x wall clock, "
+        f"ratio pixelwise / hand-written: {result['ratio']:.3f}x wall clock "
+        f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}), "
         f"{result['ratio_cpu_time']:.3f}x CPU time; engine alone (same model): "
         f"{result['ratio_engine_only']:.3f}x wall, {result['ratio_engine_only_cpu_time']:.3f}x CPU"
     )

@@ -186,3 +186,53 @@ def test_torch_compile_trains_on_cpu(small_digits, tmp_path):
     result = fit(small_digits("train.epochs=1", "train.compile=true"), run_dir=tmp_path / "run")
     state = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
     assert not any(k.startswith("_orig_mod") for k in state["model"])  # the plain module saved
+
+
+def test_segmentation_run_with_dice_partial_encoder_and_learning_gif(tmp_path):
+    from pixelwise.config import load_config
+    from pixelwise.engine import fit
+    from pixelwise.engine.finetune import stage_parameter_names
+    from pixelwise.models import create_model
+
+    model = create_model("unet", num_classes=11, in_channels=1, encoder="small_cnn", width=4)
+    stages = stage_parameter_names(model)
+    assert [s[0] for s in stages] == [
+        "encoder.stem.0.weight",
+        "encoder.stages.1.0.0.weight",
+        "encoder.stages.2.0.0.weight",
+    ]
+    cfg = load_config(
+        None,
+        [
+            "task=segmentation",
+            "data.format=digits_segmentation",
+            "data.num_samples=40",
+            "data.image_size=[16, 16]",
+            "data.in_channels=1",
+            "data.batch_size=8",
+            "model.name=unet",
+            "model.encoder=small_cnn",
+            "model.options={width: 4}",
+            "loss.terms=[{name: cross_entropy}, {name: dice, weight: 0.5}]",
+            "finetune.strategy=partial",
+            "train.epochs=1",
+            "train.tensorboard=false",
+            "train.gif_images=2",
+        ],
+    )
+    result = fit(cfg, run_dir=tmp_path / "run")
+    assert (result.run_dir / "learning.gif").is_file()
+    assert 0 <= result.history[0]["val/miou"] <= 1 and "train/miou" in result.history[0]
+
+
+def test_class_weights_reach_the_loss(small_digits, tmp_path):
+    from pixelwise.engine.build import build_parts
+    from pixelwise.engine.distributed import DistContext
+    from pixelwise.engine.trainer import read_data
+
+    weights = [1.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5]
+    cfg = small_digits(f"data.class_weights={weights}")
+    splits, class_weights = read_data(cfg, tmp_path)
+    assert class_weights.tolist() == weights
+    parts = build_parts(cfg, splits.num_classes, DistContext(), 5, class_weights)
+    assert parts.loss_fn.weight.tolist() == weights
