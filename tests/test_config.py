@@ -20,7 +20,10 @@ def test_defaults_load_without_a_file():
 
 def test_yaml_and_overrides_with_types(tmp_path):
     path = write(tmp_path, "name: x\noptim:\n  lr: 0.1\ndata:\n  batch_size: 16\n")
-    cfg = load_config(path, ["optim.lr=0.01", "data.batch_size=64", "data.image_size=[8, 12]", "optim.nesterov=true"])
+    cfg = load_config(
+        path,
+        ["optim.lr=0.01", "data.batch_size=64", "data.image_size=[8, 12]", "optim.nesterov=true"],
+    )
     assert cfg.optim.lr == 0.01
     assert cfg.data.batch_size == 64
     assert cfg.data.image_size == [8, 12]
@@ -47,7 +50,9 @@ def test_unknown_key_names_key_file_and_nearest(tmp_path):
 def test_unknown_section_and_override_key():
     with pytest.raises(ConfigError, match="unknown key 'optimizer'.*did you mean optim"):
         load_config(None, ["optimizer.lr=0.1"])
-    with pytest.raises(ConfigError, match="command-line overrides.*unknown key 'data.batchsize'.*data.batch_size"):
+    with pytest.raises(
+        ConfigError, match="command-line overrides.*unknown key 'data.batchsize'.*data.batch_size"
+    ):
         load_config(None, ["data.batchsize=3"])
 
 
@@ -59,7 +64,10 @@ def test_wrong_type_names_key():
 
 
 def test_literal_choices_suggest_nearest():
-    with pytest.raises(ConfigError, match=r"'optim.name' must be one of sgd, adam, adamw, got 'adamm'; did you mean 'adam'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'optim.name' must be one of sgd, adam, adamw, got 'adamm'; did you mean 'adam'",
+    ):
         load_config(None, ["optim.name=adamm"])
 
 
@@ -99,7 +107,9 @@ def test_saved_config_round_trips(tmp_path):
 def test_every_bundled_config_loads():
     from importlib import resources
 
-    configs = [p for p in (resources.files("pixelwise") / "configs").iterdir() if p.name.endswith(".yaml")]
+    configs = [
+        p for p in (resources.files("pixelwise") / "configs").iterdir() if p.name.endswith(".yaml")
+    ]
     assert configs
     for path in configs:
         load_config(str(path))

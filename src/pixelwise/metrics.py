@@ -327,15 +327,24 @@ def _nanaverage(values: torch.Tensor, weights: torch.Tensor) -> float:
 SCALAR_SUMMARY = {
     "classification": [
         "accuracy",
-        "top5_accuracy",
         "balanced_accuracy",
+        "macro_f1",
         "macro_precision",
         "macro_recall",
-        "macro_f1",
         "weighted_precision",
         "weighted_recall",
         "weighted_f1",
     ],
-    "segmentation": ["pixel_accuracy", "mean_class_accuracy", "miou", "fwiou", "mean_dice"],
+    "segmentation": ["pixel_accuracy", "miou", "fwiou", "mean_class_accuracy", "mean_dice"],
 }
-"""The headline scalars of each task, in the order tables show them."""
+"""The headline scalars of each task, most important first (curves draw the first three)."""
+
+
+def headline(figures: dict[str, Any], task: str) -> dict[str, float | None]:
+    """The task's headline scalars of ``figures`` in table order: the loss first where
+    present, and for classification every top-k accuracy right after accuracy."""
+    order = ["loss", *SCALAR_SUMMARY[task]]
+    if task == "classification":
+        topk = sorted(k for k in figures if k.startswith("top") and k.endswith("_accuracy"))
+        order[2:2] = topk
+    return {k: figures[k] for k in order if k in figures and not isinstance(figures[k], list)}

@@ -33,7 +33,10 @@ def test_parser_knows_all_commands():
     build_parser()
 
 
-@pytest.mark.parametrize("command", [[str(Path(sys.executable).parent / "pixelwise")], [sys.executable, "-m", "pixelwise"]])
+@pytest.mark.parametrize(
+    "command",
+    [[str(Path(sys.executable).parent / "pixelwise")], [sys.executable, "-m", "pixelwise"]],
+)
 def test_console_script_and_module_run(command):
     result = subprocess.run([*command, "--version"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

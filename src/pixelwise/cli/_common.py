@@ -49,26 +49,13 @@ def guarded(func: Callable[..., int]) -> Callable[..., int]:
 
 
 def format_figure(value: Any) -> str:
+    if value is None:  # undefined figures are null in eval/<split>.json
+        return "n/a"
     if isinstance(value, float):
         return "n/a" if math.isnan(value) else f"{value:.4f}"
     return str(value)
 
 
-TABLE_SCALARS = {
-    "classification": [
-        "loss",
-        "accuracy",
-        "top*",
-        "balanced_accuracy",
-        "macro_precision",
-        "macro_recall",
-        "macro_f1",
-        "weighted_precision",
-        "weighted_recall",
-        "weighted_f1",
-    ],
-    "segmentation": ["loss", "pixel_accuracy", "mean_class_accuracy", "miou", "fwiou", "mean_dice"],
-}
 # Per-class columns: (heading, figure); a segmentation class's accuracy is its recall.
 TABLE_COLUMNS = {
     "classification": [("precision", "precision"), ("recall", "recall"), ("f1", "f1")],
@@ -82,19 +69,14 @@ def figures_table(figures: dict[str, Any], class_names: list[str], task: str | N
 
     ``task`` None shows every scalar and every per-class figure.
     """
-    if task not in (None, *TABLE_SCALARS):
+    from ..metrics import SCALAR_SUMMARY, headline
+
+    if task not in (None, *SCALAR_SUMMARY):
         raise ValueError(f"task must be classification or segmentation, got {task!r}")
-    scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
-    if task is not None:
-        order = []
-        for key in TABLE_SCALARS[task]:
-            if key == "top*":
-                order += sorted(
-                    k for k in scalars if k.startswith("top") and k.endswith("_accuracy")
-                )
-            elif key in scalars:
-                order.append(key)
-        scalars = {k: scalars[k] for k in order}
+    if task is None:
+        scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
+    else:
+        scalars = headline(figures, task)
     width = max((len(k) for k in scalars), default=10)
     lines = [f"  {key:<{width}}  {format_figure(value)}" for key, value in scalars.items()]
 

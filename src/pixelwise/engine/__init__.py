@@ -24,7 +24,7 @@ def run_experiment(
     result = fit(cfg, run_dir=run_dir, resume=resume)
     if not result.is_main:
         return result, None
-    plot_curves(result.history, result.run_dir / "plots" / "curves.png")
+    plot_curves(result.history, result.run_dir / "plots" / "curves.png", cfg.task)
     test = None
     if (result.run_dir / "checkpoints" / "best.pt").is_file():
         try:

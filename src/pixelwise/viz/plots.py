@@ -14,18 +14,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def plot_curves(records: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Loss, the headline metrics and the learning rate per epoch, from ``metrics.jsonl``."""
+def plot_curves(
+    records: Sequence[dict[str, Any]], path: str | Path, task: str | None = None
+) -> Path:
+    """Loss, the headline metrics and the learning rate per epoch, from ``metrics.jsonl``.
+
+    The metrics panel draws the task's first three headline figures
+    (``metrics.SCALAR_SUMMARY``); with no task, those of both tasks.
+    """
+    from ..metrics import SCALAR_SUMMARY
+
     path = Path(path)
     epochs = [r["epoch"] for r in records]
     scalar_keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})
     loss_keys = [k for k in scalar_keys if k.endswith("/loss")]
-    metric_keys = [
-        k
-        for k in scalar_keys
-        if k.split("/")[-1]
-        in ("accuracy", "top5_accuracy", "miou", "pixel_accuracy", "macro_f1", "fwiou")
-    ]
+    tasks = [task] if task else list(SCALAR_SUMMARY)
+    shown = {name for t in tasks for name in SCALAR_SUMMARY[t][:3]}
+    metric_keys = [k for k in scalar_keys if "/" in k and k.split("/")[-1] in shown]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, keys, title in (
         (axes[0], loss_keys, "loss"),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..log import logger
+from ..metrics import headline
 from .run_files import RunFiles
 
 REPORT_FILE = "report.html"
@@ -123,7 +124,7 @@ def curves_section(run: RunFiles) -> str:
             return section("curves", "Training curves", note("metrics.jsonl has no epochs yet."))
         from .plots import plot_curves
 
-        plot_curves(run.records, path)
+        plot_curves(run.records, path, run.task)
     return section(
         "curves", "Training curves", image(path, "loss, metrics and learning rate per epoch")
     )
@@ -136,11 +137,7 @@ def metrics_section(run: RunFiles, evaluated: tuple[str, dict[str, Any]] | None)
         )
     split, payload = evaluated
     figures, names = payload["figures"], payload.get("class_names") or run.class_names()
-    scalars = [
-        (k, v)
-        for k, v in figures.items()
-        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-    ]
+    scalars = list(headline(figures, run.task).items())
     epoch = payload.get("epoch")
     body = (
         f'<p class="lead">{html.escape(split)} split, checkpoint of epoch {epoch}.</p>'
