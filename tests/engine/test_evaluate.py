@@ -230,3 +230,19 @@ def test_evaluate_keeps_the_training_mode_and_counts_every_sample():
 
     evaluate(model, loader, 3, torch.device("cpu"), predict=predict)
     assert sum(calls) == 10
+
+
+def test_eval_loss_uses_the_run_class_weights(tmp_path, tiny_digits_overrides):
+    """With class weights, eval's val loss equals the val/loss training logged."""
+    from pixelwise.cli._common import resolve_config_path
+    from pixelwise.config import load_config
+    from pixelwise.engine import evaluate_run, fit
+
+    weights = "[" + ", ".join(str(1.0 + i) for i in range(10)) + "]"
+    cfg = load_config(
+        resolve_config_path("digits"), [*tiny_digits_overrides, f"data.class_weights={weights}"]
+    )
+    result = fit(cfg)
+    logged = result.history[-1]["val/loss"]
+    evaluated = evaluate_run(result.run_dir, split="val", checkpoint="last", write=False)
+    assert abs(evaluated.figures["loss"] - logged) < 1e-6

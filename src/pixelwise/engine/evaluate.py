@@ -139,6 +139,7 @@ def evaluate_run(
     """
     from ..config import load_config
     from ..data import build_datasets, build_loader
+    from ..data.stats import resolve_class_weights
     from ..losses import build_loss
     from .build import build_model
     from .checkpoint import check_card, check_compatible, load_checkpoint
@@ -181,7 +182,9 @@ def evaluate_run(
     if cfg.train.channels_last:  # as validated during training
         model = model.to(memory_format=torch.channels_last)
     loader = build_loader(splits.datasets[split], cfg.data, train=False, device=device)
-    loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index).to(device)
+    # The loss as training logged it: with the run's class weights (class_weights.json).
+    class_weights = resolve_class_weights(cfg.data, num_classes, run_dir, seed=cfg.seed)
+    loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights).to(device)
     inference = {
         "tta_hflip": cfg.eval.tta_hflip,
         "sliding_window": list(window) if window else None,
