@@ -16,23 +16,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from common import machine  # bench/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-
-
-def machine() -> str:
-    import os
-
-    import torch
-
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def curve(run_dir: Path, metrics: list[str]) -> list[dict]:

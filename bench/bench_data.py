@@ -28,7 +28,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -41,6 +40,8 @@ from torchvision.transforms import v2
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from common import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from pixelwise.config import ExperimentConfig, from_dict  # noqa: E402
 from pixelwise.data import build_datasets, build_loader  # noqa: E402
@@ -116,20 +117,6 @@ def check_same_tensors(args: argparse.Namespace) -> float:
     ours, our_labels = next(iter(loader))
     assert torch.equal(their_labels, our_labels), "labels differ"
     return float((theirs - ours).abs().max())
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    return text + (f", load average {load:.1f} at start" if load is not None else "")
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+
+from common import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from pixelwise.metrics import ConfusionMatrix  # noqa: E402
 
@@ -64,22 +65,6 @@ def timed(update: Callable, reset: Callable, batches: list, device: torch.device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
-
-
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        text = f"{torch.cuda.get_device_name(device)}; {text}"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return text + (f", load average {load:.1f} at start" if load is not None else "")
 
 
 def main() -> None:

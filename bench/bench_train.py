@@ -27,7 +27,6 @@ import copy
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -40,6 +39,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("PIXELWISE_QUIET", "1")  # no progress bars in the timed loop
+
+from common import machine  # noqa: E402  (bench/ is on sys.path when a script runs)
 
 from pixelwise.config import ExperimentConfig, load_config  # noqa: E402
 from pixelwise.engine.build import build_parts  # noqa: E402
@@ -101,22 +102,6 @@ def bench_config(args: argparse.Namespace) -> ExperimentConfig:
             "train.log_every=50",
         ],
     )
-
-
-def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        text = f"{torch.cuda.get_device_name(device)}; {text}"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return text + (f", load average {load:.1f} at start" if load is not None else "")
 
 
 def main() -> None:
