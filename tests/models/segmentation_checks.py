@@ -75,3 +75,41 @@ def build_pair(
     reference.load_state_dict(state, assign=True)
     ours.load_state_dict({k: v.clone() for k, v in state.items()}, strict=True, assign=True)
     return ours, reference
+
+
+def check_torchvision_layout(name: str, aux_loss: bool) -> None:
+    """Same parameter count and state-dict keys (in order) as torchvision's builder; with
+    the aux head, also torchvision's published count for its COCO weights."""
+    import torchvision
+
+    with torch.device("meta"):
+        ours = create_model(name, num_classes=21, aux_loss=aux_loss)
+        reference = getattr(torchvision.models.segmentation, name)(
+            weights=None, weights_backbone=None, num_classes=21, aux_loss=aux_loss
+        )
+    assert num_params(ours) == num_params(reference)
+    assert list(ours.state_dict()) == list(reference.state_dict())
+    if aux_loss:
+        weights = torchvision.models.get_model_weights(name).COCO_WITH_VOC_LABELS_V1
+        assert num_params(ours) == weights.meta["num_params"]
+
+
+def check_eval_output(ours: nn.Module, reference: nn.Module, size: int) -> None:
+    """Eval-mode logits equal torchvision's ``["out"]`` within 1e-5, at the input's size."""
+    x = torch.randn(1, 3, size, size)
+    with torch.no_grad():
+        logits = ours.eval()(x)
+        expected = reference.eval()(x)["out"]
+    assert logits.shape == (1, expected.shape[1], size, size)
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+
+
+def check_aux_output(ours: nn.Module, reference: nn.Module) -> None:
+    """Training-mode ``out`` and ``aux`` equal torchvision's (dropout off)."""
+    x = torch.randn(2, 3, 25, 25)
+    with torch.no_grad():
+        output = without_dropout(ours)(x)
+        expected = without_dropout(reference)(x)
+    assert set(output) == {"out", "aux"}
+    torch.testing.assert_close(output["out"], expected["out"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(output["aux"], expected["aux"], atol=1e-5, rtol=0)

@@ -6,7 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from segmentation_checks import build_pair, build_random, num_params, without_dropout
+from segmentation_checks import (
+    build_pair,
+    build_random,
+    check_aux_output,
+    check_eval_output,
+    check_torchvision_layout,
+    num_params,
+)
 from torch import nn
 
 from pixelwise.models import create_model, fcn
@@ -29,37 +36,15 @@ def pair(request) -> tuple[nn.Module, nn.Module, int]:
 @pytest.mark.parametrize("name", ["fcn_resnet50", "fcn_resnet101"])
 @pytest.mark.parametrize("aux_loss", [False, True])
 def test_resnet_parameter_count(name: str, aux_loss: bool) -> None:
-    with torch.device("meta"):
-        ours = create_model(name, num_classes=21, aux_loss=aux_loss)
-        reference = getattr(torchvision.models.segmentation, name)(
-            weights=None, weights_backbone=None, num_classes=21, aux_loss=aux_loss
-        )
-    assert num_params(ours) == num_params(reference)
-    assert list(ours.state_dict()) == list(reference.state_dict())
-    if aux_loss:  # torchvision's published count for its COCO weights
-        weights = torchvision.models.get_model_weights(name).COCO_WITH_VOC_LABELS_V1
-        assert num_params(ours) == weights.meta["num_params"]
+    check_torchvision_layout(name, aux_loss)
 
 
 def test_resnet_matches_torchvision(pair) -> None:
-    ours, reference, size = pair
-    x = torch.randn(1, 3, size, size)
-    with torch.no_grad():
-        logits = ours.eval()(x)
-        expected = reference.eval()(x)["out"]
-    assert logits.shape == (1, 5, size, size)
-    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+    check_eval_output(*pair)
 
 
 def test_resnet_aux_output_matches_torchvision(pair) -> None:
-    ours, reference, _ = pair
-    x = torch.randn(2, 3, 25, 25)
-    with torch.no_grad():
-        output = without_dropout(ours)(x)
-        expected = without_dropout(reference)(x)
-    assert set(output) == {"out", "aux"}
-    torch.testing.assert_close(output["out"], expected["out"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(output["aux"], expected["aux"], atol=1e-5, rtol=0)
+    check_aux_output(*pair[:2])
 
 
 def test_resnet_forward_backward_odd_size() -> None:
