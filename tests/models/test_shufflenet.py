@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from zoo_checks import check_forward_backward, check_pyramid
 
 from pixelwise.models import create_model, list_models, shufflenet
 
@@ -65,30 +66,14 @@ def test_stride_one_unit_needs_equal_widths() -> None:
 @pytest.mark.parametrize("name", ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0"])
 def test_forward_backward_odd_size(name: str, in_channels: int) -> None:
     model = getattr(shufflenet, name)(num_classes=5, in_channels=in_channels)
-    x = torch.randn(2, in_channels, 33, 47)
-    logits = model(x)
-    assert logits.shape == (2, 5)
-    logits.sum().backward()
-    assert all(p.grad is not None for p in model.parameters())
+    check_forward_backward(model, torch.randn(2, in_channels, 33, 47), num_classes=5)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_pyramid_matches_feature_info(name: str) -> None:
-    model = getattr(shufflenet, name)().eval()
-    x = torch.randn(1, 3, 33, 47)
-    with torch.no_grad():
-        maps = model.forward_pyramid(x)
-        features = model.forward_features(x)
+    model = getattr(shufflenet, name)()
     assert [level.stride for level in model.feature_info] == [2, 4, 8, 16, 32]
-    assert len(maps) == len(model.feature_info)
-    for fmap, level in zip(maps, model.feature_info):
-        assert fmap.shape == (
-            1,
-            level.channels,
-            math.ceil(33 / level.stride),
-            math.ceil(47 / level.stride),
-        )
-    torch.testing.assert_close(maps[-1], features)
+    check_pyramid(model, torch.randn(1, 3, 33, 47), rounding=math.ceil)
 
 
 def test_head_and_reset_classifier() -> None:

@@ -121,9 +121,15 @@ def assert_matches_reference(
     return model
 
 
-def check_pyramid(model: nn.Module, x: torch.Tensor, slack: float = 0.999) -> None:
+def check_pyramid(
+    model: nn.Module,
+    x: torch.Tensor,
+    slack: float = 0.999,
+    rounding: Callable[[float], int] | None = None,
+) -> None:
     """``forward_pyramid`` gives one map per ``feature_info`` level, of its channels and
-    about ``size / stride`` pixels (``slack`` 0.999 allows floor or ceil)."""
+    about ``size / stride`` pixels (``slack`` 0.999 allows floor or ceil); with
+    ``rounding`` (e.g. ``math.ceil``) exactly ``rounding(size / stride)`` pixels."""
     model.eval()
     with torch.no_grad():
         maps = model.forward_pyramid(x)
@@ -135,6 +141,8 @@ def check_pyramid(model: nn.Module, x: torch.Tensor, slack: float = 0.999) -> No
         assert fmap.shape[:2] == (x.shape[0], level.channels), level
         for size, full in zip(fmap.shape[2:], x.shape[2:]):
             assert abs(size - full / level.stride) <= slack, (level, tuple(fmap.shape))
+            if rounding is not None:
+                assert size == rounding(full / level.stride), (level, tuple(fmap.shape))
         assert isinstance(model.get_submodule(level.name), nn.Module)
     torch.testing.assert_close(maps[-1], last)
 
