@@ -5,10 +5,14 @@
 
 Runs ``pixelwise train CONFIG overrides...`` in a subprocess, then reads the run's
 ``metrics.jsonl``: the training minutes of each epoch come from ``train/samples /
-train/images_per_second`` (evaluation time excluded), and each point is the metric
-after that many minutes of training. Several runs (a recipe and its baseline) append
-to the same ``bench/results/<results>.json``, which ``bench/run_all.py`` turns into
-the table in docs/benchmarks.md.
+train/images_per_second`` (evaluation and the one-off decoding into the cache are
+excluded), and each point is the metric after that many minutes of training. The
+run's final evaluation (``eval/<split>.json``, with the recipe's test-time
+augmentation) is recorded beside the curve. Several runs (a recipe and its baseline,
+or one recipe at several budgets) append to the same ``bench/results/<results>.json``,
+which ``bench/run_all.py`` turns into a table and a plot in docs/benchmarks.md.
+
+``--existing RUN_DIR`` collects a run that has already finished instead of training.
 """
 
 from __future__ import annotations
@@ -43,6 +47,22 @@ def curve(run_dir: Path, metrics: list[str]) -> list[dict]:
     return points
 
 
+def final_evaluation(run_dir: Path, metrics: list[str]) -> dict | None:
+    """The figures of the run's last evaluation (``eval/*.json``), named like the curve's."""
+    files = sorted((run_dir / "eval").glob("*.json"), key=lambda f: f.stat().st_mtime)
+    if not files:
+        return None
+    report = json.loads(files[-1].read_text())
+    figures = report["figures"]
+    return {
+        "split": report["split"],
+        "checkpoint": report.get("checkpoint"),
+        "epoch": report.get("epoch"),
+        "tta_hflip": bool(report.get("inference", {}).get("tta_hflip")),
+        **{m: figures.get(m.split("/", 1)[-1]) for m in metrics},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -56,32 +76,50 @@ def main() -> None:
     parser.add_argument(
         "--output-dir", default=None, help="where the run directory goes (default: a temp dir)"
     )
+    parser.add_argument(
+        "--existing", type=Path, default=None, help="collect this finished run; do not train"
+    )
     parser.add_argument("overrides", nargs="*", help="key=value overrides for the recipe")
     args = parser.parse_args()
 
-    output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="pixelwise-budget-"))
-    name = f"{args.results}-{args.run}"
-    command = [
-        "pixelwise",
-        "train",
-        args.config,
-        *args.overrides,
-        f"output_dir={output_dir}",
-        f"name={name}",
-    ]
-    pixelwise = str(Path(sys.executable).parent / "pixelwise")
-    subprocess.run([pixelwise, "--quiet", *command[1:]], check=True, cwd=ROOT)
-    points = curve(output_dir / name, args.metric)
+    bench_command = ["python", "bench/bench_budget.py"]
+    for option in ("results", "run", "config"):
+        bench_command += [f"--{option}", getattr(args, option)]
+    for metric in args.metric:
+        bench_command += ["--metric", metric]
+    bench_command += args.overrides
+    # The load average says how much else ran; of a finished run's start it is unknown.
+    host = machine(load=args.existing is None)
+    if args.existing is not None:
+        run_dir = args.existing
+    else:
+        output_dir = Path(args.output_dir or tempfile.mkdtemp(prefix="pixelwise-budget-"))
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in args.run)
+        run_dir = output_dir / f"{args.results}-{slug}"
+        command = [
+            "--quiet",
+            "train",
+            args.config,
+            *args.overrides,
+            f"output_dir={output_dir}",
+            f"name={run_dir.name}",
+        ]
+        pixelwise = str(Path(sys.executable).parent / "pixelwise")
+        subprocess.run([pixelwise, *command], check=True, cwd=ROOT)
+    points = curve(run_dir, args.metric)
 
     path = RESULTS / f"{args.results}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = json.loads(path.read_text()) if path.is_file() else {"points": []}
     result["points"] = [p for p in result["points"] if p["run"] != args.run]
     result["points"] += [{"run": args.run, **p} for p in points]
-    result.setdefault("commands", {})[args.run] = shlex.join(command)
-    result.update(
-        {"metrics": args.metric, "machine": machine(), "date": datetime.date.today().isoformat()}
-    )
+    result.setdefault("runs", {})[args.run] = {
+        "command": shlex.join(bench_command),
+        "machine": host,
+        "date": datetime.date.today().isoformat(),
+        "final": final_evaluation(run_dir, args.metric),
+    }
+    result["metrics"] = args.metric
     path.write_text(json.dumps(result, indent=1))
     for p in points:
         print(

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 
-def machine(device: torch.device | None = None) -> str:
+def machine(device: torch.device | None = None, load: bool = True) -> str:
     """CPU model, cores, torch version and threads, the GPU where used, and the load
     average at the start: these machines are shared, and the load says how much."""
     cpu = platform.processor() or platform.machine()
@@ -23,5 +23,6 @@ def machine(device: torch.device | None = None) -> str:
     text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     if device is not None and device.type == "cuda":
         text = f"{torch.cuda.get_device_name(device)}; {text}"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    return text + (f", load average {load:.1f} at start" if load is not None else "")
+    if not load or not hasattr(os, "getloadavg"):
+        return text
+    return text + f", load average {os.getloadavg()[0]:.1f} at start"

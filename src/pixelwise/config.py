@@ -120,6 +120,7 @@ class OptimConfig:
     weight_decay: float = 5e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     decay_norm_and_bias: bool = False  # False: no weight decay on norm weights and biases
+    norm_lr_mult: float = 1.0  # lr multiplier for normalisation layers (airbench: 64 on BN biases)
     scale_lr: bool = False  # linear scaling rule: lr * global_batch / reference_batch
     reference_batch_size: int = 256
     clip_grad_norm: float | None = None  # max L2 norm of all gradients together
@@ -133,7 +134,7 @@ class ScheduleConfig:
     name: Literal["cosine", "step", "multistep", "poly", "constant"] = "cosine"
     warmup_epochs: float = 0.0
     warmup_start_factor: float = 0.01
-    min_lr_factor: float = 0.0  # cosine floor as a fraction of the peak lr
+    min_lr_factor: float = 0.0  # cosine and poly floor as a fraction of the peak lr
     step_epochs: float = 30.0
     milestones: list[float] = field(default_factory=list)  # epochs, for multistep
     gamma: float = 0.1

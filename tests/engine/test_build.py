@@ -37,6 +37,22 @@ def test_fastnet_whitening_is_initialised_from_the_data_and_stays_frozen(tiny_di
     assert torch.allclose(whiten[half:], -whiten[:half])  # the +/- eigenvector pairs
 
 
+def test_pretrained_fastnet_keeps_its_whitening_when_fine_tuned(tmp_path, tiny_digits_overrides):
+    options = ["model.name=cifar_fastnet", "model.options={widths: [8, 16, 16]}"]
+    pretrained = create_model("cifar_fastnet", num_classes=10, in_channels=1, widths=(8, 16, 16))
+    torch.nn.init.normal_(pretrained.whiten.weight)
+    torch.save(pretrained.state_dict(), tmp_path / "w.pt")
+    overrides = [
+        *tiny_digits_overrides,
+        *options,
+        "train.epochs=1",
+        f"model.weights={tmp_path / 'w.pt'}",
+    ]
+    result = fit(load_config(resolve_config_path("digits"), overrides))
+    whiten = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]["whiten.weight"]
+    assert torch.equal(whiten, pretrained.whiten.weight)  # neither re-initialised nor trained
+
+
 def test_new_classifier_reaches_the_model(tmp_path, tiny_digits_overrides):
     cfg = load_config(resolve_config_path("digits"), tiny_digits_overrides)
     source = build_model(cfg, 10)

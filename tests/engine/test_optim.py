@@ -38,6 +38,20 @@ def test_lr_multipliers_and_include_select_groups():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
+def test_norm_lr_mult_scales_only_normalisation_parameters_on_top_of_other_multipliers():
+    model = _model()
+    cfg = OptimConfig(lr=1.0, norm_lr_mult=64.0)
+    groups = parameter_groups(model, cfg, lr_mult={"1.bias": 0.5, "0.weight": 0.5})
+    mult_of = {id(p): g["lr_mult"] for g in groups for p in g["params"]}
+    assert mult_of[id(model[1].weight)] == 64.0
+    assert mult_of[id(model[1].bias)] == 32.0  # fine-tuning multiplier times the norm one
+    assert mult_of[id(model[0].weight)] == 0.5
+    assert mult_of[id(model[3].bias)] == 1.0  # a bias outside a norm layer is not scaled
+    optimizer = build_optimizer(groups, cfg, lr=0.01)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(model[1].weight)] == pytest.approx(0.64)
+
+
 def test_frozen_parameters_are_left_out_unless_included():
     model = _model()
     model[0].weight.requires_grad_(False)

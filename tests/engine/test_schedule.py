@@ -33,6 +33,17 @@ def test_poly_step_multistep_constant():
     assert lr_factor(ScheduleConfig("constant"), 100, 10)(77) == 1.0
 
 
+def test_linear_decay_to_a_floor_after_warmup_is_airbench_triangle():
+    # cifar10_fast: from 0.2 up to 1 over the first 23% of steps, then down to 0.07.
+    cfg = ScheduleConfig("poly", power=1.0, warmup_epochs=2.3, warmup_start_factor=0.2)
+    cfg.min_lr_factor = 0.07
+    f = lr_factor(cfg, 100, 10)
+    assert f(0) == pytest.approx(0.2)
+    assert f(23) == pytest.approx(1.0)
+    assert f(23 + 77 // 2) == pytest.approx(0.07 + 0.93 * (1 - 38 / 77))
+    assert f(100) == pytest.approx(0.07)
+
+
 def test_steps_per_epoch_and_linear_scaling_rule():
     assert steps_per_epoch(10, 1) == 10
     assert steps_per_epoch(10, 4) == 3  # the last group is short, and still steps

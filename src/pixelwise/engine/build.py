@@ -152,11 +152,13 @@ def build_parts(
     with its parameter groups, schedule, precision, EMA, teacher, DDP/compile wrapper.
 
     ``init_loader`` (training batches) feeds a model's data-dependent initialisation,
-    where it has one; a resumed run passes None, its weights come from the checkpoint.
+    where it has one and starts without weights; a resumed run passes None, its
+    weights come from the checkpoint, and pretrained weights are never overwritten.
     """
     device = ctx.device
     model = build_model(cfg, num_classes)
-    if init_loader is not None and hasattr(model, "initialize_from_data"):
+    from_data = init_loader is not None and cfg.model.weights is None
+    if from_data and hasattr(model, "initialize_from_data"):
         model.initialize_from_data(sample_images(init_loader))
     if cfg.train.sync_batchnorm:
         model = convert_sync_batchnorm(model, ctx)

@@ -23,6 +23,16 @@ NORM_TYPES = (
 )
 
 
+def norm_names(model: nn.Module) -> set[str]:
+    """Parameters of normalisation layers (their scales and shifts)."""
+    return {
+        f"{module_name}.{param_name}" if module_name else param_name
+        for module_name, module in model.named_modules()
+        if isinstance(module, NORM_TYPES)
+        for param_name, _ in module.named_parameters(recurse=False)
+    }
+
+
 def no_decay_names(model: nn.Module) -> set[str]:
     """Biases, normalisation weights and every other 1-d parameter: decaying them
     towards zero only fights the normalisation (Goyal et al., 2017; timm's default)."""
@@ -43,16 +53,20 @@ def parameter_groups(
 ) -> list[dict]:
     """Groups keyed by (decay, lr multiplier).
 
-    ``lr_mult`` maps parameter names to multipliers (1.0 when absent); ``include`` names
-    the parameters to optimise (default: those with ``requires_grad``).
+    ``lr_mult`` maps parameter names to multipliers (1.0 when absent), and parameters of
+    normalisation layers are multiplied again by ``cfg.norm_lr_mult`` (a BatchNorm shift
+    only moves a channel's threshold, so fast schedules can move it much faster: airbench
+    uses 64); ``include`` names the parameters to optimise (default: those with
+    ``requires_grad``).
     """
     skip_decay = set() if cfg.decay_norm_and_bias else no_decay_names(model)
+    norms = norm_names(model) if cfg.norm_lr_mult != 1.0 else set()
     groups: dict[tuple[bool, float], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if (name not in include) if include is not None else not param.requires_grad:
             continue
         decay = name not in skip_decay
-        mult = (lr_mult or {}).get(name, 1.0)
+        mult = (lr_mult or {}).get(name, 1.0) * (cfg.norm_lr_mult if name in norms else 1.0)
         groups.setdefault((decay, mult), []).append(param)
     return [
         {

@@ -9,7 +9,8 @@ Settings in epochs (warmup, step size, milestones) are converted with
   warmup, ``s = warmup_start_factor``
 - cosine: ``f = m + (1 - m) * (1 + cos(pi * p)) / 2``, ``p`` the progress after warmup
   in [0, 1], ``m = min_lr_factor``
-- poly: ``f = (1 - p) ** power`` (the usual segmentation schedule)
+- poly: ``f = m + (1 - m) * (1 - p) ** power`` (the usual segmentation schedule; ``power``
+  1 with a floor is the linear decay of fast CIFAR recipes)
 - step: ``f = gamma ** floor(step / step_size)``; multistep: ``gamma ** (milestones passed)``
 - constant: ``f = 1``
 """
@@ -37,7 +38,7 @@ def lr_factor(
                 1 + math.cos(math.pi * progress)
             )
         if cfg.name == "poly":
-            return (1 - progress) ** cfg.power
+            return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * (1 - progress) ** cfg.power
         if cfg.name == "step":
             every = max(1, round(cfg.step_epochs * steps_per_epoch))
             return cfg.gamma ** (step // every)

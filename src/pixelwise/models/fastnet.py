@@ -10,7 +10,8 @@ schedules trains more stably.
 The whitening layer can be initialised from training images
 (:meth:`FastNet.initialize_from_data`): its filters become the eigenvectors of the
 2x2 patch covariance scaled by 1/sqrt(eigenvalue), so the first layer's outputs
-start decorrelated and of unit variance and are then frozen. That initialisation
+start decorrelated and of unit variance; they are never trained (nor are they
+replaced when pretrained weights are loaded). That initialisation
 is what lets the network learn in a handful of epochs.
 """
 
@@ -23,9 +24,14 @@ from .base import Classifier, FeatureLevel, ModelSpec
 
 
 class ShiftOnlyBatchNorm(nn.BatchNorm2d):
-    """BatchNorm whose scale stays 1: only the shift (bias) is learned."""
+    """BatchNorm whose scale stays 1: only the shift (bias) is learned.
 
-    def __init__(self, channels: int, momentum: float = 0.6, eps: float = 1e-12) -> None:
+    ``momentum`` is PyTorch's (the weight of the new batch in the running statistics):
+    0.4, airbench's "0.6" in the usual convention, so the statistics keep up with the
+    fast-moving weights of a short schedule.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.4, eps: float = 1e-12) -> None:
         super().__init__(channels, momentum=momentum, eps=eps)
         self.weight.requires_grad_(False)
 
@@ -56,6 +62,8 @@ class FastNet(Classifier):
         super().__init__()
         whiten_channels = 2 * in_channels * 4  # +/- each eigenvector of 2x2 patches
         self.whiten = nn.Conv2d(in_channels, whiten_channels, kernel_size=2, padding=0, bias=True)
+        # Fixed filters: set from data (initialize_from_data) or loaded with pretrained weights.
+        self.whiten.weight.requires_grad_(False)
         self.act = nn.GELU()
         self.layers = nn.ModuleList(
             [
@@ -81,7 +89,7 @@ class FastNet(Classifier):
 
     @torch.no_grad()
     def initialize_from_data(self, images: torch.Tensor, eps: float = 5e-4) -> None:
-        """Set the whitening filters from (N, C, H, W) normalised training images, then freeze them."""
+        """Set the (fixed) whitening filters from (N, C, H, W) normalised training images."""
         c = images.shape[1]
         patches = images.unfold(2, 2, 1).unfold(3, 2, 1)  # N, C, H', W', 2, 2
         patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * 4).double()
@@ -91,7 +99,6 @@ class FastNet(Classifier):
         filters = (eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]).reshape(c * 4, c, 2, 2)
         weight = torch.cat([filters, -filters]).to(self.whiten.weight)
         self.whiten.weight.copy_(weight)
-        self.whiten.weight.requires_grad_(False)
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         # The 2x2 valid convolution trims one pixel; pad it back so strides stay exact.
