@@ -116,9 +116,21 @@ def budget_plot(name: str, result: dict) -> str:
 
     metric = result["metrics"][0]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-    for run in result["runs"]:
+    for run, info in result["runs"].items():
         points = [p for p in result["points"] if p["run"] == run]
-        ax.plot([p["minutes"] for p in points], [p[metric] for p in points], marker="o", label=run)
+        line = ax.plot([p["minutes"] for p in points], [p[metric] for p in points], marker="o")[0]
+        line.set_label(run)
+        final = info.get("final")
+        if final and final.get("tta_hflip") and final.get(metric) is not None:
+            # The final evaluation with test-time augmentation, at the run's last minute.
+            ax.plot(
+                points[-1]["minutes"],
+                final[metric],
+                marker="*",
+                markersize=12,
+                color=line.get_color(),
+                label=f"{run}, flip TTA",
+            )
     if name in TARGETS:
         value, label = TARGETS[name]
         ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=label)
