@@ -2,6 +2,13 @@
 
     python bench/bench_train.py [--cifar ../shared/data/cifar10] [--device cpu|cuda]
         [--model resnet18] [--batch-size 64] [--steps 5] [--repeats 21]
+        [--amp bf16] [--channels-last] [--compile] [--out bench/results/NAME.json]
+
+On a GPU, the ResNet-50 benchmark of docs/benchmarks.md:
+
+    python bench/bench_train.py --device cuda --model resnet50 --image-size 224 \
+        --batch-size 128 --amp bf16 --channels-last --compile \
+        --out bench/results/train_gpu_resnet50.json
 
 pixelwise runs the exact code path of ``pixelwise train``: ``build_parts`` (model from
 the zoo, loss, optimiser with its parameter groups, schedule, precision) and
@@ -9,7 +16,8 @@ the zoo, loss, optimiser with its parameter groups, schedule, precision) and
 confusion matrix, NaN checks). The hand-written loop is the four lines of every
 PyTorch tutorial around torchvision's model of the same name with the same weights
 (pixelwise's zoo is weight-compatible), ``F.cross_entropy`` and the same SGD. Both
-see the same batches, already in memory: CIFAR-10 images decoded once (``--cifar``),
+get the same speed settings (``--amp bf16``: bfloat16 autocast; ``--channels-last``;
+``--compile``: ``torch.compile`` of the model) and see the same batches, already in memory: CIFAR-10 images decoded once (``--cifar``),
 or random 32x32 images. A third contestant runs pixelwise's own model in the
 hand-written loop, which separates the cost of the engine from that of the model.
 Passes are interleaved (the order rotates every round) on this shared, noisy machine;
@@ -100,6 +108,9 @@ def bench_config(args: argparse.Namespace) -> ExperimentConfig:
             "schedule.name=cosine",
             "train.epochs=100",
             "train.log_every=50",
+            f"train.amp={args.amp}",
+            f"train.channels_last={str(args.channels_last).lower()}",
+            f"train.compile={str(args.compile).lower()}",
         ],
     )
 
@@ -121,6 +132,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21, help="timed passes per contestant")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--amp", choices=["off", "bf16"], default="off", help="autocast dtype")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train.json"))
     args = parser.parse_args()
     if args.threads:
@@ -133,11 +147,13 @@ def main() -> None:
         if args.cifar
         else random_batches(args.steps, args.batch_size, args.image_size)
     )
-    batches = [(x.to(device), y.to(device)) for x, y in cpu_batches]
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    batches = [(x.to(device, memory_format=memory_format), y.to(device)) for x, y in cpu_batches]
     images = sum(len(y) for _, y in batches)
 
     torch.manual_seed(0)
-    reference = torchvision.models.get_model(args.model, num_classes=10).to(device)
+    reference = torchvision.models.get_model(args.model, num_classes=10)
+    reference = reference.to(device, memory_format=memory_format)
     cfg = bench_config(args)
     parts = build_parts(cfg, 10, DistContext(device=device), batches_per_epoch=len(batches))
     parts.model.load_state_dict(reference.state_dict())  # the same weights to start from
@@ -157,12 +173,15 @@ def main() -> None:
 
     def hand_written_loop(model: torch.nn.Module) -> Callable[[], tuple[float, float]]:
         optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+        forward = torch.compile(model) if args.compile else model
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16")
 
         def loop() -> None:
             model.train()
             for x, y in batches:
                 optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x), y)
+                with autocast:
+                    loss = F.cross_entropy(forward(x), y)
                 loss.backward()
                 optimizer.step()
 
@@ -205,10 +224,13 @@ def main() -> None:
         if args.cifar
         else f"random {args.image_size}x{args.image_size} images"
     )
+    speed = [f"{args.amp} autocast" if args.amp != "off" else "float32"]
+    speed += ["channels_last"] * args.channels_last + ["torch.compile"] * args.compile
+    settings = " + ".join(speed)
     result = {
-        "name": "train",
+        "name": Path(args.out).stem,
         "what": f"training throughput, {args.model} (10 classes), batch {args.batch_size}, "
-        f"SGD momentum 0.9, {data} in memory, {args.steps} steps per pass, "
+        f"SGD momentum 0.9, {settings}, {data} in memory, {args.steps} steps per pass, "
         f"{args.repeats} interleaved passes each",
         "unit": "images/s",
         "pixelwise": round(median["pixelwise"], 1),
