@@ -110,13 +110,18 @@ NOTES = {
         "the original pixels) and nothing is tuned on it. Each budget is its own run whose "
         "schedule ends at the budget (`train.epochs` from the measured throughput); training "
         "minutes exclude evaluation and the one-off decoding into the cache (about a minute). "
-        "The final evaluation is the checkpoint of the epoch shown, with flip TTA."
+        "The final evaluation is the checkpoint of the epoch shown, with flip TTA. Time to "
+        "94% on a GPU (not run: no GPU was lent): `python bench/bench_budget.py --results "
+        "cifar_gpu --run '10 epochs' --config cifar10_fast --metric val/accuracy device=cuda "
+        "train.epochs=10 schedule.warmup_epochs=2.3`."
     ),
     "camvid_budget": (
         "Both runs use `configs/camvid_fast.yaml` and differ only in the model: the recipe's "
         "U-Net on a ResNet-18 encoder, and the plain U-Net (`model.encoder=null`, 31.0M "
         "parameters), each given the epochs that fill the same budget. `val` is CamVid's "
-        "101-image val split at 180x240; 'Unlabelled' is ignored."
+        "101-image val split at 180x240; 'Unlabelled' is ignored. Without a test split the final "
+        "evaluation re-evaluates the best checkpoint, chosen on val; the last-epoch columns "
+        "are the figures free of that choice."
     ),
 }
 
