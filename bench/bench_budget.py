@@ -41,9 +41,14 @@ def curve(run_dir: Path, metrics: list[str]) -> list[dict]:
     minutes, points = 0.0, []
     for record in records:
         minutes += record["train/samples"] / record["train/images_per_second"] / 60
-        points.append(
-            {"epoch": record["epoch"], "minutes": minutes, **{m: record.get(m) for m in metrics}}
-        )
+        if any(m in record for m in metrics):  # epochs without validation (val_every) add time
+            points.append(
+                {
+                    "epoch": record["epoch"],
+                    "minutes": minutes,
+                    **{m: record.get(m) for m in metrics},
+                }
+            )
     return points
 
 

@@ -123,6 +123,24 @@ NOTES = {
         "evaluation re-evaluates the best checkpoint, chosen on val; the last-epoch columns "
         "are the figures free of that choice."
     ),
+    "distillation": (
+        "Short runs to show the effect, not the recipe's 30 epochs: the student is "
+        "`cifar10_distill_mobilenet_v2` (torchvision's MobileNetV2 layout at 32x32), the "
+        "teacher the 30-minute `cifar10_fast` network above (not a ResNet: training one to "
+        "convergence is out of reach of this CPU), and the student alone is the same command "
+        "with `distill.teacher=null`. `val` is 10% of the training images; the final "
+        "evaluation is CIFAR-10's test split. These runs shared the CPU with other jobs: "
+        "read their minutes as indicative only."
+    ),
+    "transfer": (
+        "Short runs: `cifar10_pretrain_5classes` (ResNet-18, CIFAR stem) for two epochs on "
+        "airplane, automobile, bird, cat and deer, then each `cifar10_transfer_*` recipe from "
+        "its checkpoint (`scratch`: from nothing) on 100 training images per class of dog, "
+        "frog, horse, ship and truck for 20 epochs, validated every 5 on 20% of those classes' "
+        "training folder. The final evaluation is those five classes of CIFAR-10's test split "
+        "(5,000 images). These runs shared the CPU with other jobs: read their minutes as "
+        "indicative only."
+    ),
 }
 
 
