@@ -33,6 +33,18 @@ def resolve_config_path(name_or_path: str) -> Path:
     )
 
 
+def add_checkpoint_choice(parser: Any) -> None:
+    """``--checkpoint best|last`` (stored as ``args.which``): which checkpoint of a run
+    directory a command loads."""
+    parser.add_argument(
+        "--checkpoint",
+        dest="which",
+        default="best",
+        choices=["best", "last"],
+        help="which checkpoint of a run directory",
+    )
+
+
 def guarded(func: Callable[..., int]) -> Callable[..., int]:
     """Turn user errors into a one-line message and exit status 2."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import guarded
+from ._common import add_checkpoint_choice, guarded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,13 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--out", help="output file (default: beside the checkpoint, e.g. checkpoints/best.onnx)"
     )
     p.add_argument("--opset", type=int, help="ONNX opset (default: the exporter's)")
-    p.add_argument(
-        "--checkpoint",
-        dest="which",
-        default="best",
-        choices=["best", "last"],
-        help="which checkpoint of a run directory",
-    )
+    add_checkpoint_choice(p)
     p.set_defaults(func=run)
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import guarded
+from ._common import add_checkpoint_choice, guarded
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,13 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "size (default: as the run was evaluated)",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument(
-        "--checkpoint",
-        dest="which",
-        default="best",
-        choices=["best", "last"],
-        help="which checkpoint of a run directory",
-    )
+    add_checkpoint_choice(p)
     p.set_defaults(func=run)
 
 
