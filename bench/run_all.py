@@ -114,8 +114,7 @@ NOTES = {
         "The final evaluation is the checkpoint of the epoch shown, with flip TTA. The 60-minute "
         "run's epochs came from the throughput of the earlier runs and the machine then ran "
         "faster, so it stopped short of its budget; it ends where the 30-minute run did: at this "
-        "width (airbench94's) the network, not the budget, is the limit, and a wider network "
-        "is what a longer budget would need. Time to "
+        "width (airbench94's) the network, not the budget, is the limit. Time to "
         "94% on a GPU (not run: no GPU was lent): `python bench/bench_budget.py --results "
         "cifar_gpu --run '10 epochs' --config cifar10_fast --metric val/accuracy device=cuda "
         "train.epochs=10 schedule.warmup_epochs=2.3`."
@@ -124,7 +123,8 @@ NOTES = {
         "The runs use `configs/camvid_fast.yaml` and differ only in the model and the budget: "
         "the recipe's U-Net on a ResNet-18 encoder for 30 and for 60 minutes, and the plain "
         "U-Net (`model.encoder=null`, 31.0M parameters) for 30, each given the epochs that "
-        "fill its budget. `val` is CamVid's "
+        "fill its budget at the throughput measured before (the 60-minute run met a faster "
+        "machine and stopped short of its budget). `val` is CamVid's "
         "101-image val split at 180x240; 'Unlabelled' is ignored. Without a test split the final "
         "evaluation re-evaluates the best checkpoint, chosen on val; the last-epoch columns "
         "are the figures free of that choice."
@@ -166,7 +166,7 @@ def budget_plot(name: str, result: dict) -> str:
         line = ax.plot(
             [p["minutes"] for p in points],
             [p[metric] for p in points],
-            marker="o",
+            marker="o" if len(points) <= 40 else None,  # a long curve reads better bare
             color=colours.get(setting),
         )[0]
         if setting not in colours:
