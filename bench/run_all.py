@@ -221,10 +221,11 @@ def seed_summary(result: dict) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for setting, by_seed in finals.items():
-        values = [by_seed[s][metric] for s in sorted(by_seed)]
+        seeds = sorted(by_seed)
+        values = [by_seed[s][metric] for s in seeds]
         lines.append(
             f"| {setting} | {len(values)} | "
-            + ", ".join(f"{s}: {fmt(v, 4)}" for s, v in zip(sorted(by_seed), values))
+            + ", ".join(f"{s}: {fmt(v, 4)}" for s, v in zip(seeds, values))
             + f" | **{fmt(statistics.fmean(values), 4)}** | {fmt(min(values), 4)}-{fmt(max(values), 4)} |"
         )
     return [*lines, ""]

@@ -56,3 +56,11 @@ def test_safetensors_export_with_out(run_dir, tmp_path, capsys):
 def test_export_of_nothing_is_one_line_with_status_2(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing"), "--format", "onnx"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_checkpoint_last_exports_last_pt_beside_it(run_dir, capsys):
+    checkpoints = run_dir / "checkpoints"
+    (checkpoints / "last.pt").write_bytes((checkpoints / "best.pt").read_bytes())
+    assert main(["export", str(run_dir), "--format", "safetensors", "--checkpoint", "last"]) == 0
+    assert f"wrote {checkpoints / 'last.safetensors'}" in capsys.readouterr().out
+    assert not (checkpoints / "best.safetensors").exists()

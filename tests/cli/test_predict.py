@@ -160,3 +160,15 @@ def test_a_bad_checkpoint_is_one_line_with_status_2(tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nope.pt"), str(image), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nope.pt" in err
+
+
+def test_checkpoint_last_of_a_run_without_one_names_last_pt(classifier, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(classifier.read_bytes())
+    image = save_image(tmp_path / "a.png", (16, 16))
+    argv = ["predict", str(run), str(image), "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert main([*argv, "--checkpoint", "last"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "last.pt" in err
