@@ -18,8 +18,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A config key, type or value that cannot work; the message names the key and source."""
 
 

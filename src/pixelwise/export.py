@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .engine.evaluate import main_output
+from .errors import UserError
 from .inference import load, resolve_checkpoint
 from .log import logger
 
@@ -48,7 +49,7 @@ CARD_KEY = "pixelwise_card"
 CHECK_TOLERANCE = 1e-3
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that could not be written or did not reproduce the PyTorch model."""
 
 

@@ -36,6 +36,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from .engine.checkpoint import CheckpointError
+from .errors import UserError
 
 ImageLike = str | Path | Image.Image | np.ndarray | torch.Tensor
 
@@ -43,7 +44,7 @@ GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}
 
 
-class InputError(ValueError):
+class InputError(UserError):
     """An input that cannot be predicted; the message names it and says what would work."""
 
 

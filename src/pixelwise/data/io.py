@@ -24,6 +24,8 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg, decode_png
 from torchvision.transforms.v2 import functional as F
 
+from ..errors import UserError
+
 IMAGE_EXTENSIONS = (
     ".jpg",
     ".jpeg",
@@ -41,7 +43,7 @@ _DEPRECATION = "The image decoding and encoding capabilities of TorchVision are 
 _TV_MODES = {1: ImageReadMode.GRAY, 3: ImageReadMode.RGB, 4: ImageReadMode.RGB_ALPHA}
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file or folder that cannot be used; the message names it and says what would.
 
     Raised in a loader worker, it reaches the main process re-made by PyTorch around a

@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from ..config import ExperimentConfig, save_config
 from ..data import DataSplits, build_datasets, build_loader
+from ..errors import UserError
 from ..log import logger, progress
 from ..metrics import ConfusionMatrix
 from . import distributed as ddp
@@ -44,7 +45,7 @@ CONFIG_FILE = "config.yaml"
 __all__ = ["METRICS_FILE", "NonFiniteLossError", "TrainResult", "fit", "read_metrics"]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 

@@ -27,7 +27,7 @@ from . import (
     vgg,
     vit,
 )
-from .base import Classifier, FeatureLevel, ModelSpec
+from .base import Classifier, FeatureLevel, ModelError, ModelSpec, split_output
 
 _FAMILIES = [simple, alexnet, vgg, resnet, fastnet, googlenet, mobilenet, shufflenet, vit]
 _FAMILIES += [fcn, segnet, unet, deeplab]  # segmentation
@@ -35,10 +35,6 @@ _FAMILIES += [fcn, segnet, unet, deeplab]  # segmentation
 MODELS: dict[str, ModelSpec] = {}
 for _family in _FAMILIES:
     MODELS.update(_family.MODELS)
-
-
-class ModelError(ValueError):
-    """An unknown model name, a bad option, or weights that do not fit."""
 
 
 def list_models(task: str | None = None) -> list[str]:
@@ -93,4 +89,5 @@ __all__ = [
     "create_model",
     "get_spec",
     "list_models",
+    "split_output",
 ]

@@ -11,10 +11,44 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
+
+from ..errors import UserError
+
+
+class ModelError(UserError):
+    """An unknown model name, a bad option, or weights that do not fit."""
+
+
+def split_output(output: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``(logits, auxiliary logits)`` of any model's output: the one decoder of the
+    output convention.
+
+    A model returns a logits tensor; or, in training mode, ``{"out": logits, "aux":
+    aux_logits or a list of them}`` (torchvision's segmentation models); or a tuple
+    ``(logits, aux, ...)`` (torchvision's GoogLeNet/Inception in training mode).
+    """
+    if isinstance(output, torch.Tensor):
+        return output, []
+    if isinstance(output, dict):
+        if "out" not in output:
+            raise ModelError(
+                f"a model returned a dict with keys {sorted(output)}; the logits must be "
+                "under 'out' (and auxiliary logits under 'aux')"
+            )
+        aux = output.get("aux")
+        if aux is None:
+            return output["out"], []
+        return output["out"], list(aux) if isinstance(aux, (list, tuple)) else [aux]
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0], [o for o in output[1:] if isinstance(o, torch.Tensor)]
+    raise ModelError(
+        f"a model returned a {type(output).__name__}; expected logits (a tensor), "
+        "{'out': logits, 'aux': ...} or a tuple (logits, aux, ...)"
+    )
 
 
 @dataclass(frozen=True)

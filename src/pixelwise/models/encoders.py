@@ -112,7 +112,8 @@ def create_encoder(
     ``kwargs`` go to the classifier's builder (e.g. ``replace_stride_with_dilation``);
     ``weights`` is a classifier state-dict file loaded into the encoder.
     """
-    from . import ModelError, create_model, get_spec
+    from . import create_model, get_spec
+    from .base import ModelError
 
     if isinstance(encoder, str):
         spec = get_spec(encoder)
@@ -135,7 +136,7 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
     repeated and rescaled otherwise). Every other key must be present with the same
     shape: weights of another architecture fail, naming the keys that differ.
     """
-    from . import ModelError
+    from .base import ModelError
 
     head = tuple(f"{name}." for name in getattr(encoder, "removed_head", ()))
     state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(head)}

@@ -35,7 +35,7 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
     Anything else that differs (a missing layer, another width, another architecture)
     raises ``ModelError`` naming the first offending key. Returns the skipped keys.
     """
-    from . import ModelError
+    from .base import ModelError
 
     if str(weights) == "torchvision":
         import torchvision
