@@ -11,9 +11,10 @@ from safetensors import safe_open
 from torch import nn
 
 import pixelwise
+from pixelwise.card import ModelCard
+from pixelwise.checkpoint import save_checkpoint
 from pixelwise.config import load_config
-from pixelwise.engine.build import build_model, model_card
-from pixelwise.engine.checkpoint import save_checkpoint
+from pixelwise.engine.build import build_model
 from pixelwise.export import ExportError, export
 from pixelwise.models import MODELS, ModelSpec
 
@@ -27,7 +28,12 @@ def make_checkpoint(path, overrides: list[str], class_names: list[str]):
     cfg = load_config(None, overrides)
     torch.manual_seed(0)
     model = build_model(cfg, len(class_names))
-    card = {**model_card(cfg, class_names), "epochs": 0, "best_metric": None, "best_value": None}
+    card = {
+        **ModelCard.from_config(cfg, class_names).to_dict(),
+        "epochs": 0,
+        "best_metric": None,
+        "best_value": None,
+    }
     save_checkpoint({"model": model.state_dict(), "card": card}, path)
     return path
 
@@ -120,7 +126,7 @@ def test_safetensors_reload_with_the_card_and_predict_the_same(which, request, t
     with safe_open(str(out), framework="pt") as f:
         card = json.loads(f.metadata()["pixelwise_card"])
     original = pixelwise.load(checkpoint)
-    assert card == json.loads(json.dumps(original.card))
+    assert card == json.loads(json.dumps(original.card.to_dict()))
 
     reloaded = pixelwise.load(out)
     images = torch.randint(0, 256, (3, 1, 20, 13), dtype=torch.uint8)

@@ -8,12 +8,13 @@ import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.card import ModelCard
+from pixelwise.checkpoint import CheckpointError, save_checkpoint
 from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.data import build_datasets
 from pixelwise.engine import evaluate_run, fit
-from pixelwise.engine.build import build_model, model_card
-from pixelwise.engine.checkpoint import CheckpointError, save_checkpoint
+from pixelwise.engine.build import build_model
 from pixelwise.inference import Classification, InputError, Segmentation
 from pixelwise.metrics import ConfusionMatrix
 
@@ -118,7 +119,7 @@ def test_sliding_window_predictions_match_the_run_evaluation(segmenter_run):
     images, masks = raw_split(load_config(run_dir / "config.yaml", large), run_dir, "val")
 
     predictor = pixelwise.load(run_dir)
-    assert predictor.preprocessing["window_size"] == [32, 32]
+    assert predictor.preprocessing.window_size == (32, 32)
     results = predictor.predict(images, sliding_window=True)
     assert results[0].mask.shape == (44, 37)
     matrix = ConfusionMatrix(11)
@@ -169,10 +170,8 @@ def test_every_input_form_gives_the_same_answer(classifier_run, tmp_path):
 def test_bad_inputs_name_themselves(classifier_run, tmp_path):
     _, run_dir = classifier_run
     predictor = pixelwise.load(run_dir)
-    colour = np.zeros((8, 8, 3), dtype=np.uint8)
-    colour[..., 0] = 200
-    with pytest.raises(InputError, match=r"image 1: has 3 channels \(RGB\), the model takes 1"):
-        predictor.predict([np.zeros((8, 8), np.uint8), colour])
+    with pytest.raises(InputError, match=r"image 1: has 5 channels"):
+        predictor.predict([np.zeros((8, 8), np.uint8), torch.zeros(5, 8, 8, dtype=torch.uint8)])
     with pytest.raises(InputError, match="no such file"):
         predictor.predict(tmp_path / "missing.png")
     text = tmp_path / "notes.png"
@@ -190,7 +189,10 @@ def test_grayscale_is_repeated_for_an_rgb_model_and_alpha_dropped(tmp_path):
     path = tmp_path / "rgb.pt"
     torch.manual_seed(0)
     model = build_model(cfg, 4)
-    save_checkpoint({"model": model.state_dict(), "card": model_card(cfg, list("abcd"))}, path)
+    save_checkpoint(
+        {"model": model.state_dict(), "card": ModelCard.from_config(cfg, list("abcd")).to_dict()},
+        path,
+    )
     predictor = pixelwise.load(path)
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
     rgb = np.repeat(gray[:, :, None], 3, axis=2)

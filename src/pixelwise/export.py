@@ -36,10 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .engine.evaluate import main_output
+from .card import ModelCard
 from .errors import UserError
-from .inference import load, resolve_checkpoint
+from .inference import load
 from .log import logger
+from .models.base import split_output
 
 FORMATS = ("onnx", "safetensors", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "safetensors": ".safetensors", "torchscript": ".torchscript.pt"}
@@ -80,7 +81,7 @@ class ExportableModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if not self.pads:
-            return main_output(self.model(images))
+            return split_output(self.model(images))[0]
         height, width = images.shape[-2], images.shape[-1]
         d = self.model.size_divisor
         padded = F.pad(images, (0, (d - width % d) % d, 0, (d - height % d) % d))
@@ -89,10 +90,10 @@ class ExportableModel(nn.Module):
 
 
 # --------------------------------------------------------------------------- inputs
-def check_inputs(card: dict[str, Any], dynamic: Sequence[str]) -> list[torch.Tensor]:
+def check_inputs(card: ModelCard, dynamic: Sequence[str]) -> list[torch.Tensor]:
     """Seeded inputs: the traced shape first, then other batches and (if dynamic) sizes."""
-    channels = card["in_channels"]
-    height, width = card["image_size"]
+    channels = card.in_channels
+    height, width = card.image_size
     shapes = [(2, height, width), (1, height, width), (3, height, width)]
     if "height" in dynamic:
         shapes += [(1, height + 13, width + 7), (2, max(1, height // 2) + 3, 2 * width - 1)]
@@ -114,7 +115,7 @@ def run_checks(model: nn.Module, inputs: list[torch.Tensor], run) -> list[tuple[
     with torch.no_grad():
         for x in inputs:
             try:
-                difference = compare(main_output(model(x)), run(x))
+                difference = compare(split_output(model(x))[0], run(x))
             except Exception as err:  # a size the model or the runtime does not take
                 logger.debug(f"check at {tuple(x.shape)} failed: {err}")
                 difference = float("inf")
@@ -128,17 +129,17 @@ def passed(checks: list[tuple[list[int], float]], scale: float) -> bool:
 
 def _scale(model: nn.Module, x: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(main_output(model(x)).abs().max())
+        return float(split_output(model(x))[0].abs().max())
 
 
 # --------------------------------------------------------------------------- ONNX
 def export_onnx(
-    model: nn.Module, card: dict[str, Any], out: Path, opset: int | None = None
+    model: nn.Module, card: ModelCard, out: Path, opset: int | None = None
 ) -> ExportResult:
     """Dynamic batch (and height/width for segmentation) where it exports and verifies."""
     net = ExportableModel(model).eval()
     attempts = [["batch", "height", "width"], ["batch"]]
-    if card["task"] != "segmentation":
+    if card.task != "segmentation":
         attempts = attempts[1:]
     notes: list[str] = []
     for dynamic in attempts:
@@ -171,7 +172,7 @@ def _write_onnx(
     net: nn.Module,
     example: torch.Tensor,
     dynamic: Sequence[str],
-    card: dict[str, Any],
+    card: ModelCard,
     out: Path,
     opset: int | None,
 ) -> None:
@@ -192,7 +193,7 @@ def _write_onnx(
             output_names=["logits"],
             verbose=False,
         )
-    onnx_program.model.metadata_props[CARD_KEY] = json.dumps(card)
+    onnx_program.model.metadata_props[CARD_KEY] = json.dumps(card.to_dict())
     out.parent.mkdir(parents=True, exist_ok=True)
     onnx_program.save(str(out))
     name_dimensions(out, dynamic)
@@ -220,28 +221,28 @@ def name_dimensions(path: Path, dynamic: Sequence[str]) -> None:
 
 
 # --------------------------------------------------------------------------- safetensors
-def export_safetensors(model: nn.Module, card: dict[str, Any], out: Path) -> ExportResult:
+def export_safetensors(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     """Weights and the card; verified by loading them into a model built from the card."""
     from safetensors.torch import save_file
 
     # Copies: safetensors refuses tensors that share memory (tied weights).
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata={CARD_KEY: json.dumps(card), "format": "pt"})
+    save_file(tensors, str(out), metadata={CARD_KEY: json.dumps(card.to_dict()), "format": "pt"})
     reloaded = load(out, device="cpu").model
     for key, value in reloaded.state_dict().items():
         if not torch.equal(value, tensors[key]):
             raise ExportError(f"{out}: tensor {key} changed on the round trip")
     inputs = check_inputs(card, [])[:2]
-    checks = run_checks(model, inputs, lambda x: main_output(reloaded(x)))
+    checks = run_checks(model, inputs, lambda x: split_output(reloaded(x))[0])
     return ExportResult(out, "safetensors", _max(checks), checks, [], "safetensors")
 
 
 # --------------------------------------------------------------------------- TorchScript
-def export_torchscript(model: nn.Module, card: dict[str, Any], out: Path) -> ExportResult:
+def export_torchscript(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     """``torch.jit.trace`` at the card's size; checks say which dimensions may vary."""
     net = ExportableModel(model).eval()
-    segmentation = card["task"] == "segmentation"
+    segmentation = card.task == "segmentation"
     inputs = check_inputs(card, ["batch", "height", "width"] if segmentation else ["batch"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # deprecation and "trace might not generalize"
@@ -249,11 +250,13 @@ def export_torchscript(model: nn.Module, card: dict[str, Any], out: Path) -> Exp
             traced = torch.jit.trace(net, inputs[0], check_trace=False)
         except Exception as err:
             raise ExportError(
-                f"{card['model']}: torch.jit.trace cannot trace it ({_first_line(err)}); "
+                f"{card.model}: torch.jit.trace cannot trace it ({_first_line(err)}); "
                 "export to ONNX instead"
             ) from err
         out.parent.mkdir(parents=True, exist_ok=True)
-        torch.jit.save(traced, str(out), _extra_files={f"{CARD_KEY}.json": json.dumps(card)})
+        torch.jit.save(
+            traced, str(out), _extra_files={f"{CARD_KEY}.json": json.dumps(card.to_dict())}
+        )
         reloaded = torch.jit.load(str(out), map_location="cpu")
     checks = run_checks(model, inputs, reloaded)
     scale = _scale(model, inputs[0])
@@ -267,7 +270,7 @@ def export_torchscript(model: nn.Module, card: dict[str, Any], out: Path) -> Exp
     kept = traced_size + (batches if dynamic else []) + (sizes if "height" in dynamic else [])
     notes = ["torch.jit.trace is deprecated in PyTorch; ONNX (torch.export) is the maintained path"]
     if segmentation and "height" not in dynamic:
-        notes.append(f"height and width are fixed at {card['image_size']} (traced padding)")
+        notes.append(f"height and width are fixed at {list(card.image_size)} (traced padding)")
     return ExportResult(out, "torchscript", _max(kept), kept, dynamic, "torch.jit.trace", notes)
 
 
@@ -287,8 +290,8 @@ def export(
     """Export a run directory's ``which`` checkpoint (or a checkpoint file) and verify it."""
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r} (valid: {', '.join(FORMATS)})")
-    source = resolve_checkpoint(checkpoint, which)
-    predictor = load(source, device="cpu")
+    predictor = load(checkpoint, device="cpu", checkpoint=which)
+    source = Path(predictor.source)
     model, card = predictor.model.eval(), predictor.card
     path = Path(out) if out is not None else default_output(source, format)
     if path.resolve() == source.resolve():

@@ -1,42 +1,48 @@
 """Prediction from a checkpoint alone: ``pixelwise.load(path).predict(images)``.
 
-Everything prediction needs travels in the checkpoint's model card (``card``): the
-architecture and its options, the class names, the input channels, and how
-evaluation prepared an image (``card["eval_preprocessing"]``: resize, ``uint8 / 255``,
-normalise, then a plain forward pass, a flip average or sliding windows from
-``engine.tta``). No config file is read and nothing is guessed.
+Everything prediction needs travels in the checkpoint's model card
+(:class:`pixelwise.card.ModelCard`): the architecture and its options, the class names,
+the input channels, and how evaluation prepared an image (``card.preprocessing``:
+resize, ``uint8 / 255``, normalise, then a plain forward pass, a flip average or
+sliding windows from ``pixelwise.tta``). No config file is read and nothing is guessed.
 
-Checkpoints are read with ``torch.load(weights_only=True)`` (``engine.checkpoint``):
-a file whose pickle would call anything but tensor and container constructors is
-refused before any of it runs. ``.safetensors`` files written by ``pixelwise export``
-(weights, and the card as metadata) load the same way.
+A run is opened as every reader opens it (``RunDir.load_model``); checkpoints are read
+with ``torch.load(weights_only=True)`` (``pixelwise.checkpoint``): a file whose pickle
+would call anything but tensor and container constructors is refused before any of
+it runs. ``.safetensors`` files written by ``pixelwise export`` (weights, and the card
+as metadata) load the same way.
 
 Inputs: file paths, PIL images, numpy arrays (H, W) or (H, W, C) and tensors (H, W),
-(C, H, W) or (N, C, H, W); uint8 (0-255) or float (0-1). Channels must fit the model:
-grayscale is repeated to RGB and alpha is dropped, but a colour image for a grayscale
-model is refused (which colours to keep is the caller's choice), unless its channels
-are all equal.
+(C, H, W) or (N, C, H, W); uint8 (0-255) or float (0-1). Channels follow the one
+channel policy of training (docs/data.md): files are read by the same function as
+training reads them; grayscale is repeated to RGB, RGB becomes grayscale by the ITU-R
+601-2 luma transform PIL uses (``L = 0.299 R + 0.587 G + 0.114 B``), alpha is dropped
+(or added, opaque, for a four-channel model).
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from .engine.checkpoint import CheckpointError
+from .card import ModelCard, Preprocessing
+from .data.io import read_image
+from .data.transforms import Resize
 from .errors import UserError
+from .run import RunDir, RunNotFoundError, model_from_state, read_model_file
+from .runtime import select_device
+from .tta import predict_logits
 
 ImageLike = str | Path | Image.Image | np.ndarray | torch.Tensor
 
@@ -117,10 +123,12 @@ def to_image(item: ImageLike, in_channels: int, name: str, max_pixels: int) -> t
     if isinstance(item, (str, Path)):
         return read_image_file(item, in_channels, max_pixels)
     if isinstance(item, Image.Image):
-        gray = item.mode in GRAY_MODES
-        rgb = "RGBA" if in_channels == 4 else "RGB"
-        array = np.asarray(item.convert("L" if gray else rgb))
-        return fit_channels(_from_numpy(array, name), in_channels, name)
+        mode = {1: "L", 3: "RGB", 4: "RGBA"}.get(in_channels)
+        if mode is None:
+            raise InputError(
+                f"{name}: a PIL image cannot give a {in_channels}-channel model its input"
+            )
+        return _from_numpy(np.asarray(item.convert(mode)), name)
     if isinstance(item, np.ndarray):
         image = _from_numpy(item, name)
         if item.ndim == 3 and image.shape[0] != in_channels and item.shape[0] == in_channels:
@@ -158,32 +166,38 @@ def _check_dtype(image: torch.Tensor, name: str) -> torch.Tensor:
     )
 
 
-def fit_channels(image: torch.Tensor, in_channels: int, name: str) -> torch.Tensor:
-    """Give ``image`` (C, H, W) the model's channels where that loses nothing but alpha.
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """(3, H, W) RGB -> (1, H, W) grayscale as PIL's ``convert("L")`` computes it: the
+    ITU-R 601-2 transform, in PIL's fixed point for uint8 (so arrays and files agree)."""
+    if rgb.dtype == torch.uint8:
+        r, g, b = (c.to(torch.int32) for c in rgb[:3])
+        return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8).unsqueeze(0)
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=rgb.dtype).view(3, 1, 1)
+    return (rgb[:3] * weights).sum(dim=0, keepdim=True)
 
-    Grayscale is repeated to RGB (and RGBA, opaque); alpha is dropped for an RGB or a
-    grayscale model; a colour image whose channels are all equal is grayscale. Anything
-    else (a colour image for a grayscale model, a 3-channel image for a 4-band model
-    from an array) is an :class:`InputError` naming the input.
+
+def fit_channels(image: torch.Tensor, in_channels: int, name: str) -> torch.Tensor:
+    """Give ``image`` (C, H, W) the model's channels by the channel policy of training
+    (``data.io.read_image``): grayscale is repeated to RGB (and RGBA, opaque alpha);
+    colour becomes grayscale by :func:`luma`; alpha is dropped. Other counts (a
+    3-channel image for a 5-band model) are an :class:`InputError` naming the input.
     """
     channels = image.shape[0]
     if channels == in_channels:
         return image
     opaque = 255 if image.dtype == torch.uint8 else 1.0
-    if channels == 1 and in_channels in (3, 4):
-        rgb = image.expand(3, *image.shape[1:])
-        alpha = [torch.full_like(image, opaque)] if in_channels == 4 else []
+    if channels in (1, 2) and in_channels in (3, 4):
+        rgb = image[:1].expand(3, *image.shape[1:])
+        alpha = [torch.full_like(image[:1], opaque)] if in_channels == 4 else []
         return torch.cat([rgb, *alpha])
+    if channels == 3 and in_channels == 4:
+        return torch.cat([image, torch.full_like(image[:1], opaque)])
     if (channels, in_channels) in ((4, 3), (2, 1)):
         return image[:in_channels]
-    if in_channels == 1 and channels in (3, 4) and bool((image[:3] == image[:1]).all()):
-        return image[:1]
+    if in_channels == 1 and channels in (3, 4):
+        return luma(image)
     wanted = CHANNEL_NAMES.get(in_channels, f"{in_channels} channels")
-    hint = (
-        "convert it to grayscale first (PIL: image.convert('L'))"
-        if in_channels == 1
-        else f"pass a ({in_channels}, H, W) array or tensor"
-    )
+    hint = f"pass a ({in_channels}, H, W) array or tensor"
     raise InputError(
         f"{name}: has {channels} channels ({CHANNEL_NAMES.get(channels, 'other')}), "
         f"the model takes {in_channels} ({wanted}); {hint}"
@@ -191,82 +205,63 @@ def fit_channels(image: torch.Tensor, in_channels: int, name: str) -> torch.Tens
 
 
 def read_image_file(path: str | Path, in_channels: int, max_pixels: int) -> torch.Tensor:
-    """A file as uint8 (C, H, W) with the model's channels; errors name the file."""
-    from .data.io import read_image
-
+    """A file as uint8 (C, H, W) with the model's channels, read exactly as training
+    reads it (``data.io.read_image``); errors name the file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image file")
     try:
-        with Image.open(path) as header:
-            gray = header.mode in GRAY_MODES
+        with Image.open(path):
+            pass
     except UnidentifiedImageError as err:
         raise InputError(f"{path}: not an image file (no image format recognised)") from err
     except Exception:  # too large, or broken: read_image says which, naming the file
-        gray = False
-    stored = 1 if gray else (4 if in_channels == 4 else 3)
-    return fit_channels(read_image(path, stored, max_pixels), in_channels, str(path))
+        pass
+    return read_image(path, in_channels, max_pixels)
 
 
 # --------------------------------------------------------------------------- the predictor
-def preprocessing_of(card: dict[str, Any]) -> dict[str, Any]:
-    """The card's evaluation preprocessing; cards written before it existed resize and
-    normalise as their top-level keys say."""
-    default = {
-        "resize": card.get("image_size"),
-        "normalize": card.get("normalize", True),
-        "mean": card.get("mean"),
-        "std": card.get("std"),
-        "tta_hflip": False,
-        "sliding_window": False,
-        "window_size": card.get("image_size"),
-        "window_overlap": 0.5,
-        "window_weighting": "gaussian",
-    }
-    return {**default, **(card.get("eval_preprocessing") or {})}
-
-
 @dataclass
 class Predictor:
     """A model in eval mode and its card; ``predict`` does the rest."""
 
     model: nn.Module
-    card: dict[str, Any]
+    card: ModelCard
     device: torch.device
     source: str = ""
     max_image_pixels: int = 89_478_485
-    preprocessing: dict[str, Any] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.preprocessing = preprocessing_of(self.card)
         self.model.eval()
 
     @property
+    def preprocessing(self) -> Preprocessing:
+        return self.card.preprocessing
+
+    @property
     def task(self) -> str:
-        return self.card["task"]
+        return self.card.task
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.card["class_names"])
+        return list(self.card.class_names)
 
     def load_image(self, item: ImageLike, name: str | None = None) -> torch.Tensor:
         """One input as (C, H, W) uint8 or float with the model's channels (errors name it)."""
         label = name or (str(item) if isinstance(item, (str, Path)) else "image")
-        return to_image(item, self.card["in_channels"], label, self.max_image_pixels)
+        return to_image(item, self.card.in_channels, label, self.max_image_pixels)
 
     def transform(self, image: torch.Tensor, resize: bool = True) -> torch.Tensor:
         """Evaluation's preprocessing: resize (bilinear, antialiased), /255, normalise."""
-        from .data.transforms import Resize
-
         prep = self.preprocessing
         steps: list[Any] = []
-        if resize and prep["resize"]:
-            steps.append(Resize(list(prep["resize"]), antialias=True))
+        if resize and prep.resize:
+            steps.append(Resize(list(prep.resize), antialias=prep.antialias))
         steps.append(v2.ToDtype(torch.float32, scale=True))
-        if prep["normalize"]:
-            steps.append(v2.Normalize(prep["mean"], prep["std"]))
+        if prep.normalize:
+            steps.append(v2.Normalize(list(prep.mean), list(prep.std)))
         return v2.Compose(steps)(tv_tensors.Image(image)).as_subclass(torch.Tensor)
 
     @torch.inference_mode()
@@ -299,16 +294,14 @@ class Predictor:
 
     def logits(self, batch: torch.Tensor, window: Sequence[int] | None = None) -> torch.Tensor:
         """Logits of a preprocessed batch, with the card's flip averaging and windows."""
-        from .engine.tta import predict_logits
-
         prep = self.preprocessing
         return predict_logits(
             self.model,
             batch.to(self.device),
-            tta_hflip=bool(prep["tta_hflip"]),
+            tta_hflip=prep.tta_hflip,
             window=tuple(window) if window else None,
-            overlap=prep["window_overlap"],
-            weighting=prep["window_weighting"],
+            overlap=prep.window_overlap,
+            weighting=prep.window_weighting,
         ).float()
 
     def _classify(
@@ -332,8 +325,8 @@ class Predictor:
         self, images: list[torch.Tensor], return_probabilities: bool, sliding: bool | None
     ) -> list[Segmentation]:
         prep = self.preprocessing
-        sliding = bool(prep["sliding_window"]) if sliding is None else sliding
-        window = (prep["window_size"] or self.card["image_size"]) if sliding else None
+        sliding = prep.sliding_window if sliding is None else sliding
+        window = (prep.window_size or self.card.image_size) if sliding else None
         prepared = [self.transform(image, resize=not sliding) for image in images]
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
         for index, x in enumerate(prepared):
@@ -359,92 +352,29 @@ class Predictor:
 
 
 # --------------------------------------------------------------------------- loading
-def resolve_checkpoint(path: str | Path, checkpoint: str = "best") -> Path:
-    """A checkpoint file, or ``checkpoints/<checkpoint>.pt`` of a run directory."""
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / f"{checkpoint}.pt", path / f"{checkpoint}.pt"):
-            if candidate.is_file():
-                return candidate
-        raise FileNotFoundError(
-            f"{path} has no checkpoints/{checkpoint}.pt: pass a run directory or a checkpoint file"
-        )
-    if not path.is_file():
-        raise FileNotFoundError(f"no run directory or checkpoint at {path}")
-    return path
-
-
-def read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(card, state dict) of a ``.pt`` checkpoint (weights only) or a ``.safetensors`` file."""
-    import json
-
-    from .engine.checkpoint import load_checkpoint
-
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        state = load_file(str(path))
-        card = json.loads(metadata["pixelwise_card"]) if "pixelwise_card" in metadata else None
-    else:
-        try:
-            checkpoint = load_checkpoint(path)
-        except CheckpointError as err:
-            raise CheckpointError(refusal(path, err)) from err
-        card, state = checkpoint.get("card"), checkpoint["model"]
-    if not card or "model" not in card:
-        raise CheckpointError(
-            f"{path}: no model card, so nothing says which model or preprocessing it needs; "
-            "use a checkpoint written by `pixelwise train`"
-        )
-    return card, state
-
-
-def refusal(path: Path, err: CheckpointError) -> str:
-    """The one line that says why ``weights_only`` loading refused a file: the callable
-    its pickle would have run (torch's own message starts with how to load it anyway)."""
-    cause = str(err.__cause__ or "")
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", cause)
-    if not found:
-        return str(err)
-    return (
-        f"{path}: refused to load: unpickling it would call {found.group(1)}, and a pixelwise "
-        "checkpoint holds only tensors and plain data (read with torch.load(weights_only=True)); "
-        "nothing in it was run"
-    )
-
-
-def model_from_card(card: dict[str, Any]) -> nn.Module:
-    """The architecture the card names, with its options and no pretrained weights."""
-    from .models import create_model
-
-    return create_model(
-        card["model"],
-        num_classes=card["num_classes"],
-        in_channels=card["in_channels"],
-        **card.get("model_options", {}),
-    )
-
-
 def load(
     path: str | Path,
     device: str | torch.device = "auto",
     checkpoint: str = "best",
 ) -> Predictor:
-    """A :class:`Predictor` from a run directory, a ``.pt`` checkpoint or a ``.safetensors``
-    export; ``checkpoint`` picks ``best`` or ``last`` in a run directory."""
-    from .engine.checkpoint import check_compatible
-    from .engine.runtime import select_device
-
-    source = resolve_checkpoint(path, checkpoint)
-    card, state = read_checkpoint(source)
-    model = model_from_card(card)
-    check_compatible(model, state, str(source))
-    model.load_state_dict(state)
-    try:
-        target = select_device(str(device))
-    except RuntimeError as err:  # CUDA asked for where there is none: the user's to fix
-        raise ValueError(str(err)) from err
+    """A :class:`Predictor` from a run directory (its ``checkpoint``: best, last or ema),
+    a ``.pt`` checkpoint or a ``.safetensors`` export."""
+    path = Path(path)
+    target = select_device(str(device))
+    if (
+        path.is_dir()
+        and not (path / "checkpoints").is_dir()
+        and (path / f"{checkpoint}.pt").is_file()
+    ):
+        path = path / f"{checkpoint}.pt"  # a folder of checkpoints without a run around it
+    if path.is_dir():
+        run = RunDir(path)
+        model, card = run.load_model(checkpoint)
+        source = run.find_checkpoint(checkpoint)
+    elif path.is_file():
+        card, state = read_model_file(path)
+        model = model_from_state(card, state, str(path))
+        source = path
+    else:
+        raise RunNotFoundError(f"no run directory or checkpoint at {path}")
     return Predictor(model.to(target), card, target, str(source))

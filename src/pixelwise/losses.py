@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LossConfig
+from .errors import UserError
 
 LOSS_NAMES = ("cross_entropy", "focal", "dice")
 
@@ -175,13 +176,13 @@ def build_loss(
     if class_weights is not None:
         class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
         if class_weights.numel() != num_classes:
-            raise ValueError(
+            raise UserError(
                 f"class weights: {class_weights.numel()} values for {num_classes} classes"
             )
     alpha = class_weights
     if cfg.focal_alpha is not None:
         if len(cfg.focal_alpha) != num_classes:
-            raise ValueError(
+            raise UserError(
                 f"loss.focal_alpha: {len(cfg.focal_alpha)} values for {num_classes} classes"
             )
         alpha = torch.tensor(cfg.focal_alpha, dtype=torch.float32)
@@ -194,6 +195,6 @@ def build_loss(
         elif term.name == "dice":
             terms.append(DiceLoss(cfg.dice_smooth, ignore_index))
         else:
-            raise ValueError(f"loss term {term.name!r} unknown (valid: {', '.join(LOSS_NAMES)})")
+            raise UserError(f"loss term {term.name!r} unknown (valid: {', '.join(LOSS_NAMES)})")
         weights.append(term.weight)
     return terms[0] if len(terms) == 1 and weights[0] == 1.0 else WeightedSum(terms, weights)

@@ -20,7 +20,9 @@ import math
 from typing import Any
 
 import torch
-import torch.distributed as dist
+
+from .collectives import sum_over_processes
+from .errors import UserError
 
 Figures = dict[str, Any]
 
@@ -120,7 +122,7 @@ class ConfusionMatrix:
                 f" (targets {bad_t.unique()[:5].tolist()}, "
                 f"predictions {bad_p.unique()[:5].tolist()})"
             )
-        raise ValueError(
+        raise UserError(
             f"{count} values outside the classes [0, {c}) that are not "
             f"ignore_index={ignore}{detail}: check data.num_classes and data.ignore_index"
         )
@@ -142,17 +144,10 @@ class ConfusionMatrix:
 
         Each process must hold only its own samples: a ``DistributedSampler`` pads
         the dataset with repeated samples, which would then count twice; evaluate
-        with ``engine.evaluate.UnpaddedDistributedSampler`` instead.
+        with ``engine.distributed.ShardSampler`` instead.
         """
-        if not (dist.is_available() and dist.is_initialized()):
-            return self
-        home = self.device
-        backend = dist.get_backend(group)
-        device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
         packed = torch.cat([self.matrix.flatten(), self._topk_counts, self._invalid.view(1)])
-        packed = packed.to(device)
-        dist.all_reduce(packed, group=group)
-        packed = packed.to(home)
+        packed = sum_over_processes(packed, group)
         c2 = self.num_classes**2
         self.matrix = packed[:c2].view(self.num_classes, self.num_classes).clone()
         self._topk_counts = packed[c2 : c2 + 2].clone()
@@ -348,3 +343,30 @@ def headline(figures: dict[str, Any], task: str) -> dict[str, float | None]:
         topk = sorted(k for k in figures if k.startswith("top") and k.endswith("_accuracy"))
         order[2:2] = topk
     return {k: figures[k] for k in order if k in figures and not isinstance(figures[k], list)}
+
+
+def prediction_coverage(matrix: torch.Tensor, class_names: list[str] | None = None) -> str | None:
+    """A sentence when the predictions cover less than the targets do, else None.
+
+    A model that predicts a single class, or never predicts a class the targets hold,
+    can still score a high accuracy (91% pixel accuracy with a foreground IoU of 0 on
+    thin structures); such figures mean little, and this says so.
+    """
+    m = matrix.detach().cpu()
+    support, predicted = m.sum(dim=1), m.sum(dim=0)
+    names = class_names or [str(i) for i in range(m.shape[0])]
+    if int(support.sum()) == 0:
+        return None
+    never = [names[i] for i in range(m.shape[0]) if support[i] > 0 and predicted[i] == 0]
+    if not never:
+        return None
+    used = [names[i] for i in range(m.shape[0]) if predicted[i] > 0]
+    if len(used) == 1:
+        what = f"every prediction is class '{used[0]}'"
+    else:
+        what = f"classes present in the targets are never predicted: {', '.join(never[:8])}"
+    return (
+        f"{what}, so accuracy-like figures mean little; remedies: class weights "
+        "(data.class_weights=median_frequency), a Dice or focal loss "
+        "(loss.terms=[{name: cross_entropy}, {name: dice}] or [{name: focal}]), or more epochs"
+    )

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pixelwise.card import ModelCard
+from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config, save_config
-from pixelwise.engine.build import build_model, model_card
-from pixelwise.engine.checkpoint import save_checkpoint
+from pixelwise.engine.build import build_model
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,11 @@ def untrained_run(tmp_path_factory) -> Path:
     save_config(cfg, run_dir / "config.yaml")
     names = [str(d) for d in range(10)]
     model = build_model(cfg, len(names))
-    state = {"model": model.state_dict(), "epoch": 0, "card": model_card(cfg, names)}
+    state = {
+        "model": model.state_dict(),
+        "epoch": 0,
+        "card": ModelCard.from_config(cfg, names).to_dict(),
+    }
     save_checkpoint(state, run_dir / "checkpoints" / "best.pt")
     return run_dir
 

@@ -8,10 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from pixelwise.card import ModelCard
+from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.config import load_config
-from pixelwise.engine.build import build_model, model_card
-from pixelwise.engine.checkpoint import save_checkpoint
+from pixelwise.engine.build import build_model
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def run_dir(tmp_path):
     )
     torch.manual_seed(0)
     model = build_model(cfg, 10)
-    card = model_card(cfg, [str(d) for d in range(10)])
+    card = ModelCard.from_config(cfg, [str(d) for d in range(10)]).to_dict()
     save_checkpoint(
         {"model": model.state_dict(), "card": card}, tmp_path / "checkpoints" / "best.pt"
     )

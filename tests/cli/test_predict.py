@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.card import ModelCard
+from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
 from pixelwise.config import load_config
-from pixelwise.engine.build import build_model, model_card
-from pixelwise.engine.checkpoint import save_checkpoint
+from pixelwise.engine.build import build_model
 
 DIGITS = [str(d) for d in range(10)]
 
@@ -24,7 +25,10 @@ def make_checkpoint(path, overrides: list[str], class_names: list[str]):
     cfg = load_config(None, overrides)
     torch.manual_seed(0)
     model = build_model(cfg, len(class_names))
-    save_checkpoint({"model": model.state_dict(), "card": model_card(cfg, class_names)}, path)
+    save_checkpoint(
+        {"model": model.state_dict(), "card": ModelCard.from_config(cfg, class_names).to_dict()},
+        path,
+    )
     return path
 
 
@@ -139,20 +143,19 @@ def test_bad_inputs_are_named_and_the_good_ones_still_predicted(classifier, tmp_
     assert code == 1
 
     captured = capsys.readouterr()
-    assert "1 image(s) predicted" in captured.out
+    assert "2 image(s) predicted" in captured.out  # the colour image is converted, as in training
     errors = captured.err.strip().splitlines()
-    assert errors[0] == "5 input(s) failed:"
+    assert errors[0] == "4 input(s) failed:"
     for bad, words in [
         (missing, "no such file"),
-        (text, "not an image file"),
-        (colour, "has 3 channels (RGB), the model takes 1 (grayscale)"),
+        (text, "not an image"),
         (empty, "folder has no image files"),
         (tmp_path / "*.gif", "no image file matches"),
     ]:
         assert sum(line.strip().startswith(f"{bad}: ") and words in line for line in errors) == 1
     rows = list(csv.DictReader((out / "predictions.csv").open()))
-    assert [r["input"] for r in rows] == [str(good)]
-    assert len(json.loads((out / "predictions.json").read_text())["failed"]) == 5
+    assert [r["input"] for r in rows] == [str(good), str(colour)]
+    assert len(json.loads((out / "predictions.json").read_text())["failed"]) == 4
 
 
 def test_a_bad_checkpoint_is_one_line_with_status_2(tmp_path, capsys):

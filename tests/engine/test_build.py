@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
+from pixelwise.checkpoint import load_checkpoint
 from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.engine import fit
 from pixelwise.engine.build import build_model, sample_images
-from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.models import create_model
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from pixelwise.checkpoint import CheckpointError
 from pixelwise.config import DistillConfig
 from pixelwise.engine import fit
-from pixelwise.engine.checkpoint import CheckpointError
 from pixelwise.engine.distill import Distillation, load_teacher
 from pixelwise.losses import distillation_loss
 

@@ -14,9 +14,8 @@ import pytest
 import torch
 
 from pixelwise.engine import evaluate_run
-from pixelwise.engine.distributed import DistContext, ShardSampler, real_samples
-from pixelwise.engine.records import read_metrics
-from pixelwise.engine.trainer import TrainConfusion
+from pixelwise.engine.distributed import ShardSampler, real_samples
+from pixelwise.run import RunDir
 
 
 @pytest.mark.parametrize("size", [7, 8, 1])
@@ -30,12 +29,6 @@ def test_shards_cover_every_sample_once_and_padding_is_known(size):
         drawn = list(torch.utils.data.DistributedSampler(range(size), 2, rank, seed=3))
         real += drawn[: real_samples(size, rank, 2)]
     assert sorted(real) == list(range(size))
-
-
-def test_train_counts_without_a_process_group_are_local():
-    confusion = TrainConfusion(2, 255, torch.device("cpu"))
-    confusion.update(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
-    assert confusion.matrix(DistContext()).matrix.tolist() == [[1, 1], [0, 0]]
 
 
 @pytest.mark.slow
@@ -63,7 +56,7 @@ def test_two_gloo_processes_log_the_figures_of_a_single_process(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run directory:") == 1  # rank 0 reports, alone
 
-    (record,) = read_metrics(run_dir)
+    (record,) = RunDir(run_dir).metrics()
     assert record["train/samples"] == 179  # not 180: the padded duplicate is left out
     single = evaluate_run(run_dir, split="val", checkpoint="last", write=False).figures
     for key in ("accuracy", "miou", "macro_f1", "top5_accuracy", "support"):

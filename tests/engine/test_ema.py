@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pixelwise.checkpoint import load_checkpoint
 from pixelwise.engine import fit
-from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.ema import ModelEma
 
 

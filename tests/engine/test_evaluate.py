@@ -10,11 +10,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from pixelwise.checkpoint import load_checkpoint
 from pixelwise.cli import main
 from pixelwise.cli._common import format_figure, resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.engine import evaluate_run, fit
-from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.evaluate import evaluate
 from pixelwise.models import MODELS, ModelSpec
 
@@ -105,7 +105,7 @@ def test_eval_with_flip_tta_records_how_it_predicted(digits_run, capsys):
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--split", "val", "--tta"]) == 0
     assert "tta_hflip" in capsys.readouterr().out.splitlines()[0]
-    written = json.loads((run_dir / "eval" / "val.json").read_text())
+    written = json.loads((run_dir / "eval" / "val-tta.json").read_text())
     assert written["inference"]["tta_hflip"] is True
     assert written["figures"]["accuracy"] != plain.figures["accuracy"]  # mirrored digits differ
 
@@ -197,7 +197,7 @@ def test_segmentation_eval_plain_tta_and_sliding_window(segmentation_run, capsys
     for heading in ["pixel_accuracy", "mean_class_accuracy", "miou", "fwiou", "mean_dice", "iou"]:
         assert heading in out
     assert "background" in out and "precision" not in out
-    written = json.loads((run_dir / "eval" / "val.json").read_text())
+    written = json.loads((run_dir / "eval" / "val-tta-sliding.json").read_text())
     assert written["inference"]["sliding_window"] == [32, 32]  # the training size
     assert written["inference"]["window_overlap"] == 0.25
     assert written["inference"]["tta_hflip"] is True

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pixelwise.checkpoint import load_checkpoint
 from pixelwise.config import FinetuneConfig
 from pixelwise.engine import fit
-from pixelwise.engine.checkpoint import load_checkpoint
 from pixelwise.engine.finetune import (
     FinetunePlan,
     keep_frozen_norms_in_eval,

@@ -7,12 +7,16 @@ learning rate after the resume, on CPU with a fixed seed, augmentation on and
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 
+from pixelwise.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pixelwise.engine import fit, trainer
-from pixelwise.engine.checkpoint import CheckpointError, load_checkpoint
-from pixelwise.engine.records import read_metrics
+from pixelwise.engine.resume import rng_state, set_rng_state
+from pixelwise.run import RunDir
 
 TIMING = ("train/images_per_second",)
 
@@ -34,7 +38,7 @@ def _interrupt_after(monkeypatch, epoch: int) -> None:
 
 
 def _figures(run_dir):
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in RunDir(run_dir).metrics()]
 
 
 SCENARIOS = {
@@ -70,7 +74,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
     with pytest.raises(Interrupted):
         fit(cfg, run_dir=tmp_path / "cut")
     monkeypatch.undo()
-    assert len(read_metrics(tmp_path / "cut")) == 1
+    assert len(RunDir(tmp_path / "cut").metrics()) == 1
     resumed = fit(cfg, run_dir=tmp_path / "cut", resume=True)
 
     assert _figures(tmp_path / "cut") == _figures(tmp_path / "whole")
@@ -113,6 +117,17 @@ def test_cli_resume_continues_the_run_in_run_dir(tmp_path, capsys):
     assert main(["train", "digits", *overrides, "train.epochs=1", "--run-dir", str(run_dir)]) == 0
     args = ["train", "digits", *overrides, "train.epochs=2", "--run-dir", str(run_dir)]
     assert main([*args, "--resume"]) == 0
-    assert [r["epoch"] for r in read_metrics(run_dir)] == [1, 2]
+    assert [r["epoch"] for r in RunDir(run_dir).metrics()] == [1, 2]
     assert "run directory:" in capsys.readouterr().out
     assert main(["train", "digits", "--resume", "--run-dir", str(tmp_path / "none")]) == 2
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    torch.manual_seed(1), np.random.seed(1), random.seed(1)
+    save_checkpoint({"model": {}, "rng": rng_state()}, tmp_path / "c.pt")
+    expected = (torch.rand(3), np.random.rand(3), random.random())
+    torch.manual_seed(2), np.random.seed(2), random.seed(2)
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    assert torch.equal(torch.rand(3), expected[0])
+    assert np.array_equal(np.random.rand(3), expected[1])
+    assert random.random() == expected[2]

@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 
+from pixelwise.checkpoint import load_checkpoint
 from pixelwise.cli import main
 from pixelwise.config import load_config
 from pixelwise.data import build_datasets, build_loader
-from pixelwise.engine import evaluate_run, run_experiment
+from pixelwise.engine import evaluate_run
 from pixelwise.engine.build import build_model
-from pixelwise.engine.checkpoint import load_checkpoint
+from pixelwise.experiment import run_experiment
 
 
 def test_one_epoch_run_writes_everything_and_reloads(tmp_path, tiny_digits_overrides):
@@ -141,21 +142,6 @@ def test_an_unknown_best_metric_names_the_logged_ones(small_digits, tmp_path):
         fit(small_digits("train.epochs=1", "train.best_metric=val/acuracy"), run_dir=tmp_path / "r")
 
 
-def test_train_figures_come_from_the_same_confusion_matrix(small_digits):
-    from pixelwise.engine.distributed import DistContext
-    from pixelwise.engine.trainer import TrainConfusion
-    from pixelwise.metrics import ConfusionMatrix
-
-    logits = torch.randn(4, 3, 5, 5)
-    targets = torch.randint(0, 3, (4, 5, 5))
-    targets[0, 0] = 255
-    fast = TrainConfusion(3, 255, torch.device("cpu"))
-    fast.update(logits, targets)
-    reference = ConfusionMatrix(3, 255)
-    reference.update(logits, targets)
-    assert torch.equal(fast.matrix(DistContext()).matrix, reference.matrix)
-
-
 def test_auxiliary_head_losses_are_weighted(small_digits):
     from pixelwise.engine.trainer import compute_loss
 
@@ -190,7 +176,6 @@ def test_torch_compile_trains_on_cpu(small_digits, tmp_path):
 
 def test_segmentation_run_with_dice_partial_encoder_and_learning_gif(tmp_path):
     from pixelwise.config import load_config
-    from pixelwise.engine import fit
     from pixelwise.engine.finetune import stage_parameter_names
     from pixelwise.models import create_model
 
@@ -218,9 +203,10 @@ def test_segmentation_run_with_dice_partial_encoder_and_learning_gif(tmp_path):
             "train.epochs=1",
             "train.tensorboard=false",
             "train.gif_images=2",
+            "train.report=false",
         ],
     )
-    result = fit(cfg, run_dir=tmp_path / "run")
+    result, _ = run_experiment(cfg, run_dir=tmp_path / "run")
     assert (result.run_dir / "learning.gif").is_file()
     assert 0 <= result.history[0]["val/miou"] <= 1 and "train/miou" in result.history[0]
 

@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 from pixelwise.cli import main
 from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
-from pixelwise.engine import run_experiment
+from pixelwise.experiment import run_experiment
 from pixelwise.viz.report import write_report
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .receptive_field import FieldTracer, field_of, model_device, traced_input
 
 
@@ -256,7 +257,7 @@ def complexity(model: nn.Module, input_size: Sequence[int] = (3, 224, 224)) -> C
         with FieldTracer():
             model(traced_input(input_size, model_device(model)))
     except RuntimeError as err:
-        raise ValueError(
+        raise UserError(
             f"the model cannot run on an input of {'x'.join(map(str, input_size))}: "
             f"{str(err).splitlines()[0]} (try another --input-size)"
         ) from err

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .complexity import conv_params, layer_macs
 from .receptive_field import FieldTracer, field_of, model_device, traced_input
 
@@ -28,7 +29,7 @@ def find_module(model: nn.Module, name: str) -> nn.Module:
     if name not in modules or name == "":
         near = difflib.get_close_matches(name, [n for n in modules if n], n=3, cutoff=0.4)
         hint = f"; did you mean {', '.join(near)}?" if near else ""
-        raise ValueError(
+        raise UserError(
             f"no layer named {name!r} in {type(model).__name__}{hint} "
             "(layer names are the first column of `pixelwise analyze MODEL`)"
         )
@@ -55,7 +56,7 @@ def _capture(model: nn.Module, layer: nn.Module, input_size: Sequence[int]) -> d
         handle.remove()
         model.train(was_training)
     if "inputs" not in captured:
-        raise ValueError("the layer does not run in an eval-mode forward pass (an auxiliary head?)")
+        raise UserError("the layer does not run in an eval-mode forward pass (an auxiliary head?)")
     return captured
 
 

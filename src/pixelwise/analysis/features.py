@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ..errors import UserError
+from ..models.base import split_output
 from .explain import find_module
-from .outputs import logits_of
 from .receptive_field import model_device
 
 PENULTIMATE = "penultimate"
@@ -43,7 +44,7 @@ def feature_maps(model: nn.Module, layer: str, images: torch.Tensor) -> torch.Te
         handle.remove()
         model.train(was_training)
     if not captured:
-        raise ValueError(f"layer {layer!r} did not produce a tensor in an eval-mode forward pass")
+        raise UserError(f"layer {layer!r} did not produce a tensor in an eval-mode forward pass")
     return captured[0].cpu()
 
 
@@ -63,11 +64,11 @@ def penultimate(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         return model.forward_head(model.forward_features(images), pre_logits=True)
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
-        raise ValueError(f"{type(model).__name__} has no Linear layer: name a layer instead")
+        raise UserError(f"{type(model).__name__} has no Linear layer: name a layer instead")
     captured: list[torch.Tensor] = []
     handle = linears[-1].register_forward_hook(lambda m, i, o: captured.append(i[0]))
     try:
-        logits_of(model(images))
+        split_output(model(images))[0]
     finally:
         handle.remove()
     return captured[-1]
@@ -119,9 +120,7 @@ def layer_features(
         loader = DataLoader(evenly_spaced(dataset, max_samples), batch_size=batch_size)
         for images, targets in loader:
             if targets.dim() != 1:
-                raise ValueError(
-                    "t-SNE by class needs a classification split (one label per image)"
-                )
+                raise UserError("t-SNE by class needs a classification split (one label per image)")
             captured.clear()
             images = images.to(device)
             if PENULTIMATE in collected:
@@ -165,7 +164,7 @@ def tsne_embedding(
 
     count = len(features)
     if count < 5:
-        raise ValueError(f"t-SNE needs at least 5 samples, got {count}")
+        raise UserError(f"t-SNE needs at least 5 samples, got {count}")
     scaled = StandardScaler().fit_transform(features.astype(np.float64))
     tsne = TSNE(
         n_components=2,

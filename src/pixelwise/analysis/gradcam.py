@@ -19,8 +19,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..errors import UserError
+from ..models.base import split_output
 from .explain import find_module
-from .outputs import logits_of
 from .receptive_field import model_device
 
 
@@ -41,7 +42,7 @@ def default_gradcam_layer(model: nn.Module) -> str:
         return info[-1].name
     convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
     if not convs:
-        raise ValueError(f"{type(model).__name__} has no Conv2d: pass a layer name")
+        raise UserError(f"{type(model).__name__} has no Conv2d: pass a layer name")
     return convs[-1]
 
 
@@ -59,7 +60,7 @@ def grad_cam(
     def keep_activation(mod: nn.Module, inputs: tuple, output: object) -> object:
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
             shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
-            raise ValueError(
+            raise UserError(
                 f"Grad-CAM needs a layer with an (N, C, H, W) output; {layer!r} gives {shape}: "
                 "choose a convolutional layer (see `pixelwise analyze MODEL`)"
             )
@@ -72,9 +73,9 @@ def grad_cam(
     try:
         with torch.enable_grad():
             x = images.to(model_device(model)).detach().requires_grad_(True)
-            logits = logits_of(model(x))
+            logits = split_output(model(x))[0]
             if logits.dim() != 2:
-                raise ValueError(
+                raise UserError(
                     "Grad-CAM here explains classifiers: the output must be (N, classes)"
                 )
             if target_classes is None:

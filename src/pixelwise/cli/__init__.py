@@ -1,19 +1,22 @@
 """The ``pixelwise`` command: one module per subcommand, each with ``add_parser``.
 
-Errors a user can act on (bad config keys, missing files, incompatible checkpoints)
-are printed as one line and exit with status 2; anything else is a bug and keeps
-its traceback.
+A user's mistake (``pixelwise.errors.UserError``: a bad config key, a missing file,
+an incompatible checkpoint, a broken image) is printed as one line and exits with
+status 2 (``PIXELWISE_DEBUG=1`` prints its traceback too); anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 from .. import __version__
+from ..errors import UserError
 from ..log import setup_logging
 from . import analyze, data, demo, evaluate, export, models, predict, report, train
-from ._common import UserError
 
 COMMANDS = [train, evaluate, predict, analyze, export, models, data, demo, report]
 
@@ -39,8 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as err:
-        print(f"pixelwise {args.command}: error: {err}", file=sys.stderr)
+        if os.environ.get("PIXELWISE_DEBUG", "") not in ("", "0"):
+            traceback.print_exc()
+        print(f"pixelwise {args.command}: error: {first_line(err)}", file=sys.stderr)
         return 2
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 if __name__ == "__main__":

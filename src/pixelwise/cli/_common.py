@@ -1,14 +1,13 @@
-"""Small pieces several commands share: config resolution and figure tables."""
+"""Small pieces several commands share: config resolution, checkpoint choice, figure tables."""
 
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable
-from functools import wraps
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ..errors import UserError
 
 
 def resolve_config_path(name_or_path: str) -> Path:
@@ -45,21 +44,6 @@ def add_checkpoint_choice(parser: Any) -> None:
     )
 
 
-def guarded(func: Callable[..., int]) -> Callable[..., int]:
-    """Turn user errors into a one-line message and exit status 2."""
-
-    @wraps(func)
-    def run(args: Any) -> int:
-        try:
-            return func(args)
-        except user_errors() as err:
-            raise UserError(
-                str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            ) from err
-
-    return run
-
-
 def format_figure(value: Any) -> str:
     if value is None:  # undefined figures are null in eval/<split>.json
         return "n/a"
@@ -84,7 +68,7 @@ def figures_table(figures: dict[str, Any], class_names: list[str], task: str | N
     from ..metrics import SCALAR_SUMMARY, headline
 
     if task not in (None, *SCALAR_SUMMARY):
-        raise ValueError(f"task must be classification or segmentation, got {task!r}")
+        raise UserError(f"task must be classification or segmentation, got {task!r}")
     if task is None:
         scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
     else:
@@ -111,32 +95,3 @@ def figures_table(figures: dict[str, Any], class_names: list[str], task: str | N
                 + ", ".join(names[i] for i in absent)
             )
     return "\n".join(lines)
-
-
-class UserError(Exception):
-    """Raised by commands for a clean one-line failure."""
-
-
-def user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean the user's input was wrong, not the code."""
-    from ..config import ConfigError
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.trainer import NonFiniteLossError
-    from ..models import ModelError
-
-    return (
-        ConfigError,
-        CheckpointError,
-        ModelError,
-        NonFiniteLossError,
-        FileNotFoundError,
-        ValueError,
-    )
-
-
-def not_available(name: str, issue: str):
-    def run(args: Any) -> int:
-        print(f"pixelwise {name}: not available yet ({issue})", file=sys.stderr)
-        return 1
-
-    return run

@@ -13,14 +13,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._common import guarded
+from ..errors import MissingFileError, UserError
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from torch import nn
 
-    from ..viz.run_files import RunFiles
+    from ..run import RunDir
 
 FLOPS_SENTENCE = (
     "FLOPs = 2 x MACs (a multiply and an add per multiply-accumulate). Libraries disagree on\n"
@@ -84,18 +84,17 @@ def parse_input_size(text: str, channels: int = 3) -> tuple[int, int, int]:
     elif len(parts) == 2:
         parts = [channels, *parts]
     if len(parts) != 3 or min(parts) < 1:
-        raise ValueError(f"--input-size {text!r}: expected CxHxW, HxW or one side, e.g. 3x224x224")
+        raise UserError(f"--input-size {text!r}: expected CxHxW, HxW or one side, e.g. 3x224x224")
     return parts[0], parts[1], parts[2]
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
     target = Path(args.target)
     is_run = target.is_dir() or target.is_file()
     wants_pictures = args.features or args.tsne is not None or args.gradcam
     if wants_pictures:
         if not is_run:
-            raise ValueError(
+            raise UserError(
                 f"--features, --tsne and --gradcam need a trained run directory, got {args.target!r}"
             )
         return draw_pictures(args, target)
@@ -123,19 +122,20 @@ def _model_for(
         )
         label = args.target
     else:
-        from ..engine.evaluate import resolve_run
-        from ..viz.run_files import RunFiles
+        from ..run import RunDir
 
-        run = RunFiles(resolve_run(run_dir)[0] if run_dir.is_file() else run_dir)
-        card, cfg = run.card, run.cfg
-        channels = card.get("in_channels", cfg.data.in_channels)
-        default = (channels, *card.get("image_size", cfg.data.image_size))
-        size = parse_input_size(args.input_size, channels) if args.input_size else default
-        options = dict(card.get("model_options", cfg.model.options))
-        name = card.get("model", cfg.model.name)
-        classes = card.get("num_classes") or len(run.class_names())
-        build = partial(create_model, name, num_classes=classes, in_channels=size[0], **options)
-        label = f"{name} ({run.run_dir})"
+        run = RunDir(run_dir)
+        card = run.read_checkpoint(run.default_checkpoint()).card
+        default = (card.in_channels, *card.image_size)
+        size = parse_input_size(args.input_size, card.in_channels) if args.input_size else default
+        build = partial(
+            create_model,
+            card.model,
+            num_classes=card.num_classes,
+            in_channels=size[0],
+            **card.options,
+        )
+        label = f"{card.model} ({run.path})"
     try:
         with torch.device("meta"):
             model = build()
@@ -195,7 +195,7 @@ def print_complexity(args: argparse.Namespace, run_dir: Path | None) -> int:
 
 # --------------------------------------------------------------------------- pictures
 def _load_images(
-    args: argparse.Namespace, run: RunFiles, split: str
+    args: argparse.Namespace, run: RunDir, split: str
 ) -> tuple[torch.Tensor, list[np.ndarray], list[str]]:
     """(normalised batch, display arrays, captions) from --image files or a split."""
     import torch
@@ -205,14 +205,15 @@ def _load_images(
     from ..data.transforms import build_transform
     from ..viz.images import to_display
 
-    mean, std = _mean_std(run)
+    cfg = run.config()
+    mean, std = run.read_checkpoint(run.default_checkpoint()).card.mean_std
     if args.image:
-        transform = build_transform(run.cfg.data, train=False, task=run.cfg.task)
+        transform = build_transform(cfg.data, train=False, task=cfg.task)
         tensors, captions = [], []
         for path in args.image:
             if not Path(path).is_file():
-                raise FileNotFoundError(f"--image {path}: no such file")
-            raw = read_image(path, run.cfg.data.in_channels, run.cfg.data.max_image_pixels)
+                raise MissingFileError(f"--image {path}: no such file")
+            raw = read_image(path, cfg.data.in_channels, cfg.data.max_image_pixels)
             image, _ = transform(tv_tensors.Image(raw), 0)
             tensors.append(image.as_subclass(torch.Tensor))
             captions.append(Path(path).name)
@@ -223,7 +224,7 @@ def _load_images(
         dataset = run.splits().datasets[split]
         items = [dataset[i] for i in spread_indices(len(dataset), args.count)]
         images = torch.stack([item[0] for item in items])
-        names = run.class_names()
+        names = _class_names(run)
         captions = [
             f"{split} #{i}: {names[int(item[1])]}" if item[1].dim() == 0 else f"{split} #{i}"
             for i, item in zip(spread_indices(len(dataset), args.count), items)
@@ -231,20 +232,20 @@ def _load_images(
     return images, [to_display(img, mean, std) for img in images], captions
 
 
-def _mean_std(run: RunFiles) -> tuple[list[float] | None, list[float] | None]:
-    if not run.card.get("normalize", run.cfg.data.normalize):
-        return None, None
-    return run.card.get("mean"), run.card.get("std")
+def _class_names(run: RunDir) -> list[str]:
+    return list(run.read_checkpoint(run.default_checkpoint()).card.class_names)
+
+
+def _model(run: RunDir) -> nn.Module:
+    return run.load_model(run.default_checkpoint())[0]
 
 
 def draw_pictures(args: argparse.Namespace, target: Path) -> int:
-    from ..engine.evaluate import resolve_run
-    from ..viz.run_files import RunFiles
+    from ..run import RunDir
 
-    run_dir, _ = resolve_run(target)
-    run = RunFiles(run_dir)
+    run = RunDir(target)
     split = args.split or _default_split(run)
-    out = Path(args.output) if args.output else run_dir / "analysis"
+    out = Path(args.output) if args.output else run.analysis_dir
     written = []
     if args.features:
         written += _draw_features(args, run, split, out)
@@ -257,20 +258,21 @@ def draw_pictures(args: argparse.Namespace, target: Path) -> int:
     return 0
 
 
-def _default_split(run: RunFiles) -> str:
+def _default_split(run: RunDir) -> str:
     datasets = run.splits().datasets
-    for name in (run.cfg.data.test_split, run.cfg.data.val_split):
+    cfg = run.config()
+    for name in (cfg.data.test_split, cfg.data.val_split):
         if name in datasets:
             return name
     return next(iter(datasets))
 
 
-def _draw_features(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> list[Path]:
+def _draw_features(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> list[Path]:
     from ..analysis import feature_maps
     from ..viz.features import plot_feature_maps
 
     images, pictures, captions = _load_images(args, run, split)
-    maps = feature_maps(run.model(), args.features, images)
+    maps = feature_maps(_model(run), args.features, images)
     safe = args.features.replace("/", "_")
     return [
         plot_feature_maps(
@@ -283,32 +285,32 @@ def _draw_features(args: argparse.Namespace, run: RunFiles, split: str, out: Pat
     ]
 
 
-def _draw_tsne(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> Path:
+def _draw_tsne(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> Path:
     from ..analysis import default_tsne_layers, layer_features, tsne_embedding
     from ..viz.features import plot_tsne
 
-    if run.task != "classification":
-        raise ValueError("--tsne colours images by their class: it needs a classification run")
-    model = run.model()
+    if run.config().task != "classification":
+        raise UserError("--tsne colours images by their class: it needs a classification run")
+    model = _model(run)
     layers = args.tsne or default_tsne_layers(model)
     dataset = run.splits().datasets[split]
     sets = layer_features(model, dataset, layers, max_samples=args.samples)
-    embeddings = {s.layer: tsne_embedding(s.features, seed=run.cfg.seed) for s in sets}
+    embeddings = {s.layer: tsne_embedding(s.features, seed=run.config().seed) for s in sets}
     title = f"t-SNE of {len(sets[0].labels)} {split} images"
     return plot_tsne(
-        embeddings, sets[0].labels, run.class_names(), out / f"tsne_{split}.png", title
+        embeddings, sets[0].labels, _class_names(run), out / f"tsne_{split}.png", title
     )
 
 
-def _draw_gradcam(args: argparse.Namespace, run: RunFiles, split: str, out: Path) -> Path:
+def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> Path:
     from ..analysis import grad_cam
     from ..viz.features import plot_gradcam
 
-    if run.task != "classification":
-        raise ValueError("--gradcam explains class scores: it needs a classification run")
+    if run.config().task != "classification":
+        raise UserError("--gradcam explains class scores: it needs a classification run")
     images, pictures, captions = _load_images(args, run, split)
-    cam = grad_cam(run.model(), images, layer=args.gradcam_layer)
-    names = run.class_names()
+    cam = grad_cam(_model(run), images, layer=args.gradcam_layer)
+    names = _class_names(run)
     labels = [
         f"{caption}\n→ {names[int(c)]} ({float(p):.0%})"
         for caption, c, p in zip(captions, cam.classes, cam.probabilities)

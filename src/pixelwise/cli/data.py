@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import guarded, resolve_config_path
+from ._common import resolve_config_path
 
 MAX_LISTED = 20
 
@@ -61,7 +61,6 @@ def _load(args: argparse.Namespace):
     return load_config(resolve_config_path(args.config), list(args.overrides))
 
 
-@guarded
 def run_check(args: argparse.Namespace) -> int:
     from ..data.check import check_data
 
@@ -117,7 +116,6 @@ def format_check(report) -> str:
     return "\n".join(lines)
 
 
-@guarded
 def run_stats(args: argparse.Namespace) -> int:
     from ..data.stats import compute_stats, write_stats
 

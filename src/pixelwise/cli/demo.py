@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import figures_table, guarded, resolve_config_path
+from ._common import figures_table, resolve_config_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -23,12 +23,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
     import time
 
     from ..config import load_config
-    from ..engine import run_experiment
+    from ..experiment import run_experiment
 
     started = time.perf_counter()
     cfg = load_config(

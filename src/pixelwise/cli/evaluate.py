@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import figures_table, guarded
+from ._common import figures_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -13,12 +13,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="re-evaluate a saved run's checkpoint",
         description="Evaluate a run's best checkpoint (or a given checkpoint) on a split of its "
-        "own dataset, print every figure (per class too), and write eval/<split>.json and the "
-        "row-normalised confusion-matrix plot plots/confusion_<split>.png. Definitions of every "
-        "figure: docs/metrics.md.",
+        "own dataset, print every figure (per class too), and write eval/<name>.json and the "
+        "row-normalised confusion-matrix plot plots/confusion_<name>.png, where <name> says "
+        "what produced them: <split>[-<checkpoint>][-tta][-sliding] (the best checkpoint's "
+        "plain evaluation is eval/<split>.json), so no evaluation overwrites another. "
+        "Definitions of every figure: docs/metrics.md.",
     )
     p.add_argument("path", help="run directory, or a checkpoint file inside one")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument(
+        "--split", help="split to evaluate (default: the run's data.test_split, usually test)"
+    )
     p.add_argument(
         "--checkpoint",
         default="best",
@@ -57,23 +61,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
-    from ..engine import evaluate_run
+    from ..experiment import evaluate_and_plot
+    from ..run import RunDir
 
-    result = evaluate_run(
+    result = evaluate_and_plot(
         args.path,
-        split=args.split,
+        args.split,
         overrides=args.data,
         checkpoint=args.checkpoint,
         tta_hflip=args.tta,
         sliding_window=args.sliding_window,
         window_overlap=args.overlap,
     )
-    used = [k for k in ("tta_hflip", "sliding_window") if result.inference.get(k)]
-    how = f" · {', '.join(used)}" if used else ""
-    print(f"{result.run_dir} · split {result.split} · {result.checkpoint.name}{how}")
+    print(f"{result.run_dir} · {result.title}")
     print(figures_table(result.figures, result.class_names, result.task))
-    print(f"\nwritten: {result.run_dir / 'eval' / (result.split + '.json')}")
-    print(f"         {result.run_dir / 'plots' / ('confusion_' + result.split + '.png')}")
+    if result.out is not None:
+        print(f"\nwritten: {result.out}")
+        print(f"         {RunDir(result.run_dir).confusion_plot_file(result.out.stem)}")
     return 0

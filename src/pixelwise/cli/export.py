@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_checkpoint_choice, guarded
+from ._common import add_checkpoint_choice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
     from ..export import export
 

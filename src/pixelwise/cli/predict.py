@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import add_checkpoint_choice, guarded
+from ..errors import UserError
+from ._common import add_checkpoint_choice
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -144,14 +145,13 @@ def save_segmentation(out: Path, name: str, image: Any, result: Any) -> dict[str
 
 
 # --------------------------------------------------------------------------- the command
-@guarded
 def run(args: argparse.Namespace) -> int:
     from ..data.io import DataError
     from ..inference import InputError, load
     from ..log import progress
 
     if args.topk < 1 or args.batch_size < 1:
-        raise ValueError("--topk and --batch-size must be at least 1")
+        raise UserError("--topk and --batch-size must be at least 1")
     predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
     files, failed = expand_inputs(args.inputs)
     out = Path(args.out)

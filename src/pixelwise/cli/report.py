@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import guarded
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,22 +11,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a run's HTML report",
         description="Write RUN_DIR/report.html: one file with every picture embedded (opens "
         "without a server): summary and config, curves, final metrics with per-class tables, "
-        "the confusion matrix, sample predictions and the model's complexity.",
+        "the confusion matrix, sample predictions and the model's complexity. A run that was "
+        "never evaluated is evaluated first.",
     )
     p.add_argument("run_dir", help="a run directory (or a checkpoint inside one)")
     p.add_argument("--output", help="where to write the page (default RUN_DIR/report.html)")
     p.set_defaults(func=run)
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from ..errors import UserError
+    from ..experiment import write_run_report
+    from ..run import RunDir
 
-    from ..engine.evaluate import resolve_run
-    from ..viz.report import write_report
+    run = RunDir(args.run_dir)
+    if args.output:
+        from ..viz.report import write_report
 
-    target = Path(args.run_dir)
-    run_dir = resolve_run(target)[0] if target.is_file() else target
-    path = write_report(run_dir, args.output)
+        path = write_report(run, args.output)
+    else:
+        path = write_run_report(run)
+    if path is None:
+        raise UserError(f"{run.path}: the report could not be written (see the warning above)")
     print(f"report: {path}")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import figures_table, guarded, resolve_config_path
+from ._common import figures_table, resolve_config_path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +31,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-@guarded
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import load_config
-    from ..engine import run_experiment
+    from ..errors import MissingFileError, UserError
+    from ..experiment import run_experiment
 
     overrides = list(args.overrides)
     resume = args.resume or "resume=auto" in overrides
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else None
     if resume:
         if run_dir is None:
-            raise ValueError("--resume needs --run-dir RUN_DIR (the run to continue)")
+            raise UserError("--resume needs --run-dir RUN_DIR (the run to continue)")
         if not (run_dir / "checkpoints" / "last.pt").is_file():
             if args.resume:
-                raise FileNotFoundError(
+                raise MissingFileError(
                     f"{run_dir}/checkpoints/last.pt not found: nothing to resume"
                 )
             resume = False  # resume=auto on a fresh run starts from scratch
@@ -59,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"best {result.best_metric} = {result.best_value:.4f} at epoch {result.best_epoch}")
     if test is not None:
         print(f"\n{test.split} split ({test.checkpoint.name}):")
-        print(figures_table(test.figures, test.class_names))
+        print(figures_table(test.figures, test.class_names, test.task))
     sys.stdout.flush()
     return 0

@@ -1,18 +1,15 @@
-"""Building a run from its config: the model, everything that trains it, and the
-model card that travels with its checkpoints."""
+"""Building a run from its config: the model and everything that trains it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
-from .. import __version__
+from ..card import model_options
 from ..config import ExperimentConfig
-from ..data.transforms import normalization
 from ..losses import build_loss
 from ..models import create_model
 from .distill import Distillation, load_teacher
@@ -36,9 +33,9 @@ def sample_images(loader: Iterable, max_images: int = 5000) -> torch.Tensor:
 
 
 def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
-    options = dict(cfg.model.options)
-    if cfg.model.encoder is not None:
-        options["encoder"] = cfg.model.encoder
+    """The config's model with its initial weights (``model.weights``,
+    ``model.encoder_weights``); a saved run is rebuilt from its card instead."""
+    options = model_options(cfg)
     if cfg.model.encoder_weights is not None:
         options["encoder_weights"] = cfg.model.encoder_weights
     return create_model(
@@ -49,60 +46,6 @@ def build_model(cfg: ExperimentConfig, num_classes: int) -> nn.Module:
         new_classifier=cfg.model.new_classifier,
         **options,
     )
-
-
-def model_card(cfg: ExperimentConfig, class_names: list[str]) -> dict[str, Any]:
-    """What prediction needs, with no config file: architecture, classes, preprocessing."""
-    mean, std = normalization(cfg.data)
-    options = dict(cfg.model.options)
-    if cfg.model.encoder is not None:
-        options["encoder"] = cfg.model.encoder
-    return {
-        "pixelwise_version": __version__,
-        "task": cfg.task,
-        "model": cfg.model.name,
-        "model_options": options,
-        "num_classes": len(class_names),
-        "class_names": list(class_names),
-        "in_channels": cfg.data.in_channels,
-        "image_size": list(cfg.data.image_size),
-        "normalize": cfg.data.normalize,
-        "mean": list(mean),
-        "std": list(std),
-        "ignore_index": cfg.data.ignore_index,
-        "run_name": cfg.name,
-        "eval_preprocessing": eval_preprocessing(cfg),
-        "dataset": cfg.data.format,
-        "seed": cfg.seed,
-        "planned_epochs": cfg.train.epochs,
-        "torch_version": str(torch.__version__),  # TorchVersion would not load weights_only
-    }
-
-
-def eval_preprocessing(cfg: ExperimentConfig) -> dict[str, Any]:
-    """How evaluation prepares an image, which ``pixelwise.load(...).predict`` repeats:
-    resize (``None``: the image's own size), ``uint8 / 255``, normalise, then one forward
-    pass, a flip average or sliding windows (``engine.tta``)."""
-    data, ev = cfg.data, cfg.eval
-    segmentation = cfg.task == "segmentation"
-    sliding = segmentation and ev.sliding_window
-    native = segmentation and (sliding or data.eval_size == "native")
-    mean, std = normalization(data)
-    return {
-        "resize": None if native else list(data.image_size),
-        "interpolation": "bilinear",
-        "antialias": True,
-        "normalize": data.normalize,
-        "mean": list(mean),
-        "std": list(std),
-        "tta_hflip": ev.tta_hflip,
-        "sliding_window": sliding,
-        "window_size": list(ev.window_size or data.crop_size or data.image_size)
-        if segmentation
-        else None,
-        "window_overlap": ev.window_overlap,
-        "window_weighting": ev.window_weighting,
-    }
 
 
 @dataclass

@@ -17,49 +17,34 @@ from torch import nn
 
 from ..config import DistillConfig
 from ..losses import distillation_loss
-from ..models import create_model
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint
-
-
-def teacher_checkpoint(path: str | Path) -> Path:
-    """A run directory -> its ``checkpoints/best.pt``; a file is taken as it is."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoints" / "best.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"distill.teacher: no checkpoint at {path} (give a run directory or a .pt file)"
-        )
-    return path
+from ..models.base import split_output
+from ..run import RunDir, RunNotFoundError, model_from_state, read_model_file
 
 
 def load_teacher(
     path: str | Path, num_classes: int, in_channels: int, device: torch.device
 ) -> nn.Module:
-    """The teacher in eval mode, frozen, on ``device``; loaded with ``weights_only=True``."""
-    ckpt = teacher_checkpoint(path)
-    state = load_checkpoint(ckpt)
-    card = state.get("card")
-    if not card or "model" not in card:
-        raise CheckpointError(f"distill.teacher: {ckpt} has no model card to build the teacher")
-    if card["num_classes"] != num_classes:
-        raise CheckpointError(
-            f"distill.teacher: {ckpt} predicts {card['num_classes']} classes, "
-            f"the student {num_classes}"
-        )
-    if card.get("in_channels", in_channels) != in_channels:
-        raise CheckpointError(
-            f"distill.teacher: {ckpt} takes {card['in_channels']} input channels, "
-            f"the student {in_channels}"
-        )
-    options = dict(card.get("model_options") or {})
-    teacher = create_model(
-        card["model"], num_classes=num_classes, in_channels=in_channels, **options
+    """The teacher in eval mode, frozen, on ``device``: a run directory's best checkpoint
+    or a checkpoint file, opened as every reader opens a run (``weights_only``)."""
+    path = Path(path)
+    if (
+        path.is_file()
+        and not (path.parent / "config.yaml").is_file()
+        and not (path.parent.parent / "config.yaml").is_file()
+    ):
+        card, state = read_model_file(path)  # a loose checkpoint: its card is enough
+        teacher = model_from_state(card, state, f"distill.teacher {path}")
+    else:
+        if not path.exists():
+            raise RunNotFoundError(
+                f"distill.teacher: no run directory or checkpoint at {path} "
+                "(give a run directory or a .pt file)"
+            )
+        teacher, card = RunDir(path).load_model("best")
+    card.check_fits(
+        f"distill.teacher {path}", card.model, num_classes, in_channels, role="the student"
     )
-    check_compatible(teacher, state["model"], f"distill.teacher {ckpt}")
-    teacher.load_state_dict(state["model"])
-    teacher.eval().requires_grad_(False)
-    return teacher.to(device)
+    return teacher.eval().requires_grad_(False).to(device)
 
 
 class Distillation:
@@ -73,8 +58,7 @@ class Distillation:
 
     @torch.no_grad()
     def teacher_logits(self, images: torch.Tensor, size: torch.Size) -> torch.Tensor:
-        output = self.teacher(images)
-        logits = output["out"] if isinstance(output, dict) else output
+        logits = split_output(self.teacher(images))[0]
         if logits.dim() == 4 and logits.shape[-2:] != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return logits

@@ -22,7 +22,9 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from .runtime import select_device
+from ..collectives import sum_over_processes
+from ..errors import UserError
+from ..runtime import select_device
 
 T = TypeVar("T")
 
@@ -103,20 +105,9 @@ def real_samples(dataset_size: int, rank: int, world_size: int) -> int:
     return len(range(rank, dataset_size, world_size))
 
 
-def reduce_device(ctx: DistContext) -> torch.device:
-    """Where collectives run: CUDA for NCCL, CPU for gloo."""
-    if ctx.enabled and dist.get_backend() == "nccl":
-        return ctx.device
-    return torch.device("cpu")
-
-
 def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum a tensor over processes (a copy, on the tensor's own device)."""
-    if not ctx.enabled:
-        return values
-    packed = values.to(reduce_device(ctx)).clone()
-    dist.all_reduce(packed)
-    return packed.to(values.device)
+    return sum_over_processes(values) if ctx.enabled else values
 
 
 def broadcast_object(obj: T, ctx: DistContext) -> T:
@@ -170,7 +161,7 @@ def convert_sync_batchnorm(model: nn.Module, ctx: DistContext) -> nn.Module:
     if not ctx.enabled:
         return model
     if ctx.device.type != "cuda":
-        raise ValueError(
+        raise UserError(
             "train.sync_batchnorm: PyTorch's SyncBatchNorm runs on CUDA only; "
             "set train.sync_batchnorm=false for CPU processes"
         )

@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import UserError
+
 
 def improved(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
     """``value`` beats ``best`` by more than ``min_delta`` (``max``: larger is better)."""
@@ -24,9 +26,7 @@ def figure(record: dict[str, Any], name: str) -> float | None:
     prefix = name.split("/")[0] + "/"
     logged = sorted(k for k, v in record.items() if k.startswith(prefix) and isinstance(v, float))
     if logged:
-        raise ValueError(
-            f"metric {name!r} is not logged; {prefix} figures are: {', '.join(logged)}"
-        )
+        raise UserError(f"metric {name!r} is not logged; {prefix} figures are: {', '.join(logged)}")
     return None
 
 

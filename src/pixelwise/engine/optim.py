@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..config import OptimConfig
+from ..errors import UserError
 
 NORM_TYPES = (
     nn.modules.batchnorm._BatchNorm,
@@ -87,7 +88,7 @@ def build_optimizer(groups: Iterable[dict], cfg: OptimConfig, lr: float) -> torc
     """
     groups = [{**g, "lr": lr * g.get("lr_mult", 1.0)} for g in groups]
     if not groups:
-        raise ValueError("no parameter to optimise: every parameter of the model is frozen")
+        raise UserError("no parameter to optimise: every parameter of the model is frozen")
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
     if cfg.name == "adam":

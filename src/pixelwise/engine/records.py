@@ -1,36 +1,18 @@
-"""What a run writes about itself each epoch: ``metrics.jsonl`` and TensorBoard scalars.
+"""What a run says about each epoch besides ``metrics.jsonl`` (``RunDir.append_metrics``):
+TensorBoard scalars and the console line.
 
-``metrics.jsonl`` holds one JSON object per epoch: ``epoch``, ``lr`` (the base learning
-rate of the epoch's first step; a group's rate is ``lr * lr_mult``), ``lr_end``, every
-``train/`` figure, and every ``val/`` (and ``val_ema/``) figure where validation ran.
+An epoch's record holds ``epoch``, ``lr`` (the base learning rate of the epoch's first
+step; a group's rate is ``lr * lr_mult``), ``lr_end``, every ``train/`` figure, and every
+``val/`` (and ``val_ema/``) figure where validation ran.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from ..log import logger
-
-METRICS_FILE = "metrics.jsonl"
-
-
-def append_metrics(run_dir: Path, record: dict[str, Any]) -> None:
-    with (Path(run_dir) / METRICS_FILE).open("a") as f:
-        f.write(json.dumps(record, allow_nan=True) + "\n")
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
-    (Path(run_dir) / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in records))
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -43,12 +25,12 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
 
 
 class TensorBoardLog:
-    """Every scalar of every epoch under ``run_dir/tensorboard`` (``train.tensorboard``)."""
+    """Every scalar of every epoch in ``log_dir`` (``train.tensorboard``)."""
 
-    def __init__(self, run_dir: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter
+    def __init__(self, log_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard may be absent
 
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(log_dir))
 
     def log(self, record: dict[str, Any]) -> None:
         for key, value in scalars(record).items():
@@ -60,9 +42,9 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def open_tensorboard(run_dir: Path) -> TensorBoardLog | None:
+def open_tensorboard(log_dir: Path) -> TensorBoardLog | None:
     try:
-        return TensorBoardLog(run_dir)
+        return TensorBoardLog(log_dir)
     except ImportError:
         logger.warning("train.tensorboard: the tensorboard package is not installed; skipped")
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,33 +21,45 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..config import ExperimentConfig, save_config
+from ..card import ModelCard
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import ExperimentConfig
 from ..data import DataSplits, build_datasets, build_loader
+from ..data.stats import resolve_class_weights
 from ..errors import UserError
 from ..log import logger, progress
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, prediction_coverage
+from ..models.base import split_output
+from ..run import RunDir, open_for_training, remove_if_empty_run
+from ..runtime import seed_everything
 from . import distributed as ddp
-from .build import TrainParts, build_parts, model_card
-from .checkpoint import load_checkpoint, restore_training_state, save_checkpoint, training_state
+from .build import TrainParts, build_parts
 from .early_stopping import EarlyStopping, figure, improved
-from .evaluate import auxiliary_outputs, evaluate, main_output
+from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
-from .records import (
-    METRICS_FILE,
-    append_metrics,
-    epoch_line,
-    open_tensorboard,
-    read_metrics,
-    write_metrics,
-)
-from .runtime import new_run_dir, seed_everything
+from .records import epoch_line, open_tensorboard
+from .resume import restore_training_state, training_state
 
-CONFIG_FILE = "config.yaml"
-__all__ = ["METRICS_FILE", "NonFiniteLossError", "TrainResult", "fit", "read_metrics"]
+__all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
 
 
 class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class EpochEnd:
+    """What an ``on_epoch`` hook sees after each epoch's checkpoints are written (rank 0
+    only): the plain model, the epoch's record, the data and the run."""
+
+    epoch: int
+    model: nn.Module
+    record: dict[str, Any]
+    splits: DataSplits
+    run: RunDir
+
+
+EpochHook = Callable[[EpochEnd], None]
 
 
 @dataclass
@@ -67,37 +80,13 @@ def compute_loss(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Main loss + ``aux_weight`` x auxiliary-head losses, mixed with the teacher's soft
     targets when distilling; returns (loss, main logits)."""
-    logits = main_output(output)
+    logits, auxiliary = split_output(output)
     loss = parts.loss_fn(logits, targets)
-    for aux in auxiliary_outputs(output):
+    for aux in auxiliary:
         loss = loss + parts.cfg.loss.aux_weight * parts.loss_fn(aux, targets)
     if parts.distill is not None:
         loss = parts.distill(loss, logits, images, targets)
     return loss, logits
-
-
-class TrainConfusion:
-    """Training counts kept on the device (no host sync per step), read once per epoch."""
-
-    def __init__(self, num_classes: int, ignore_index: int, device: torch.device) -> None:
-        self.num_classes, self.ignore_index = num_classes, ignore_index
-        self.counts = torch.zeros(num_classes**2 + 1, dtype=torch.int64, device=device)
-
-    @torch.no_grad()
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        n = self.num_classes
-        valid = (targets >= 0) & (targets < n)  # ignore_index (and nothing else) falls out
-        index = torch.where(valid, targets * n + logits.argmax(dim=1), n * n).reshape(-1)
-        if index.is_cuda:
-            self.counts.index_add_(0, index, torch.ones_like(index))
-        else:
-            self.counts += torch.bincount(index, minlength=n * n + 1)
-
-    def matrix(self, ctx: ddp.DistContext) -> ConfusionMatrix:
-        counts = ddp.all_reduce_sum(self.counts, ctx).cpu()
-        matrix = ConfusionMatrix(self.num_classes, self.ignore_index)
-        matrix.matrix = counts[:-1].reshape(self.num_classes, self.num_classes).clone()
-        return matrix
 
 
 def check_finite(loss_sum: torch.Tensor, seen: int, where: str, ctx: ddp.DistContext) -> float:
@@ -128,7 +117,7 @@ def train_one_epoch(
     keep_frozen_norms_in_eval(parts.model)
     accumulate, batches = cfg.optim.accumulate_steps, len(loader)
     confusion = (
-        TrainConfusion(parts.num_classes, cfg.data.ignore_index, device)
+        ConfusionMatrix(parts.num_classes, cfg.data.ignore_index, cfg.eval.topk).to(device)
         if cfg.train.train_metrics
         else None
     )
@@ -178,15 +167,18 @@ def train_one_epoch(
         "train/images_per_second": float(totals[1]) / max(elapsed, 1e-9),
     }
     if confusion is not None:
-        figures = confusion.matrix(ctx).compute()
+        if ctx.enabled:
+            confusion.all_reduce()
+        figures = confusion.compute()
         stats.update({f"train/{k}": v for k, v in figures.items() if isinstance(v, float)})
     return stats
 
 
 def validate(
     parts: TrainParts, loader: DataLoader, model: nn.Module, prefix: str
-) -> dict[str, Any]:
-    """Loss and every figure of one split, summed over processes (shards hold no padding)."""
+) -> tuple[dict[str, Any], ConfusionMatrix]:
+    """Loss and every figure of one split, summed over processes (shards hold no padding),
+    and the split's confusion matrix."""
     cfg, ctx = parts.cfg, parts.ctx
     ddp.sync_buffers(model, ctx)
     with parts.precision.autocast():
@@ -205,7 +197,8 @@ def validate(
         totals = ddp.all_reduce_sum(torch.tensor([loss * count, count], dtype=torch.float64), ctx)
         loss = float(totals[0]) / max(float(totals[1]), 1.0)
         matrix.all_reduce()
-    return {f"{prefix}/loss": loss, **{f"{prefix}/{k}": v for k, v in matrix.compute().items()}}
+    figures = {f"{prefix}/{k}": v for k, v in matrix.compute().items()}
+    return {f"{prefix}/loss": loss, **figures}, matrix
 
 
 def base_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -214,23 +207,69 @@ def base_lr(optimizer: torch.optim.Optimizer) -> float:
     return group["lr"] / group.get("lr_mult", 1.0)
 
 
+def check_parameters_finite(model: nn.Module, epoch: int) -> None:
+    """Refuse to save weights that diverged: a last optimiser step can make them
+    non-finite while the loss it was computed from still looked fine."""
+    bad = next((n for n, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+    if bad is not None:
+        raise NonFiniteLossError(
+            f"weights became NaN or infinite at the end of epoch {epoch} (first: {bad}); "
+            "stopped, the last good checkpoint is kept (lower optim.lr, set "
+            "optim.clip_grad_norm, or train.amp=off)"
+        )
+
+
 # --------------------------------------------------------------------------- the run
-def fit(cfg: ExperimentConfig, run_dir: Path | None = None, resume: bool = False) -> TrainResult:
+def fit(
+    cfg: ExperimentConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    on_epoch: EpochHook | None = None,
+) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (a new ``runs/<name>`` by default); ``resume``
-    continues from ``checkpoints/last.pt``. Under ``torchrun`` every process calls it."""
+    continues from ``checkpoints/last.pt``. ``on_epoch`` is called on rank 0 after each
+    epoch's checkpoints (``pixelwise.experiment`` records the learning GIF with it).
+    Under ``torchrun`` every process calls it; rank 0 owns the run directory."""
     ctx = ddp.setup(cfg.device)
+    run = None
     try:
-        return _fit(cfg, run_dir, resume, ctx)
+        run = open_run(cfg, run_dir, resume, ctx)
+        if ctx.is_main:
+            with run.lock():
+                return _fit(cfg, run, resume, ctx, on_epoch)
+        return _fit(cfg, run, resume, ctx, on_epoch)
+    except BaseException:
+        if run is not None and ctx.is_main and not resume:
+            remove_if_empty_run(run)
+        raise
     finally:
         ddp.cleanup(ctx)
 
 
-def _fit(
+def open_run(
     cfg: ExperimentConfig, run_dir: Path | None, resume: bool, ctx: ddp.DistContext
+) -> RunDir:
+    """Rank 0 opens the directory (a new one, never an existing run unless resuming) and
+    saves the config; every process gets its path."""
+    path = None
+    if ctx.is_main:
+        run = open_for_training(cfg.output_dir, cfg.name, run_dir, resume)
+        run.remove_temporary_files()
+        if not resume:
+            run.save_config(cfg)
+        path = str(run.path)
+    return RunDir(ddp.broadcast_object(path, ctx))
+
+
+def _fit(
+    cfg: ExperimentConfig,
+    run: RunDir,
+    resume: bool,
+    ctx: ddp.DistContext,
+    on_epoch: EpochHook | None,
 ) -> TrainResult:
-    run_dir = prepare_run_dir(cfg, run_dir, ctx)
     seed_everything(cfg.seed, cfg.deterministic)
-    splits, class_weights = ddp.main_first(ctx, lambda: read_data(cfg, run_dir))
+    splits, class_weights = ddp.main_first(ctx, lambda: read_data(cfg, run.path))
     num_classes = cfg.data.num_classes or splits.num_classes
     train_set = splits.datasets[cfg.data.train_split]
     val_set = splits.datasets.get(cfg.data.val_split)
@@ -248,7 +287,7 @@ def _fit(
         val_loader = build_loader(val_set, cfg.data, False, ctx.device, sampler=val_sampler)
     metric, mode = cfg.best_metric, cfg.train.best_mode
     if val_loader is None and metric.startswith("val"):
-        raise ValueError(
+        raise UserError(
             f"train.best_metric={metric} needs a validation split, and this dataset has no "
             f"'{cfg.data.val_split}' split: set data.val_fraction > 0 or train.best_metric=train/loss"
         )
@@ -257,11 +296,11 @@ def _fit(
         cfg, num_classes, ctx, len(train_loader), class_weights, None if resume else train_loader
     )
     seed_everything(cfg.seed + ctx.rank)  # augmentation streams: one per process
-    card = model_card(cfg, splits.class_names)
+    card = ModelCard.from_config(cfg, splits.class_names)
     best = {"metric": metric, "value": None, "epoch": -1}
     start_epoch, history = 0, []
     if resume:
-        path = run_dir / "checkpoints" / "last.pt"
+        path = run.checkpoint_file("last")
         state = load_checkpoint(path)
         restore_training_state(parts, state, str(path))
         start_epoch, best["value"], best["epoch"] = (
@@ -269,10 +308,10 @@ def _fit(
             state["best_value"],
             state["best_epoch"],
         )
-        history = read_metrics(run_dir)[:start_epoch]
         if ctx.is_main:
-            write_metrics(run_dir, history)
-            logger.info(f"resuming {run_dir} after epoch {start_epoch}")
+            history = run.truncate_metrics(start_epoch)
+            logger.info(f"resuming {run.path} after epoch {start_epoch}")
+        history = ddp.broadcast_object(history, ctx)
 
     stop = cfg.train.early_stopping
     stopper = None
@@ -282,9 +321,11 @@ def _fit(
         )
         for record in history:
             stopper.update(record)
-    tensorboard = open_tensorboard(run_dir) if cfg.train.tensorboard and ctx.is_main else None
+    tensorboard = (
+        open_tensorboard(run.tensorboard_dir) if cfg.train.tensorboard and ctx.is_main else None
+    )
     real = ddp.real_samples(len(train_set), ctx.rank, ctx.world_size) if ctx.enabled else None
-    gif = learning_gif(cfg, val_set, splits) if ctx.is_main else None
+    coverage_warned = False
     stopped_early = False
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
@@ -299,12 +340,16 @@ def _fit(
             stats = train_one_epoch(parts, train_loader, epoch, real)
             record["lr_end"] = base_lr(parts.optimizer)
             record.update(stats)
+            check_parameters_finite(parts.model, epoch + 1)
             if val_loader is not None and (
                 (epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == cfg.train.epochs
             ):
-                record.update(validate(parts, val_loader, parts.model, "val"))
+                figures, matrix = validate(parts, val_loader, parts.model, "val")
+                record.update(figures)
+                if not coverage_warned and ctx.is_main:
+                    coverage_warned = warn_coverage(matrix, splits.class_names, epoch + 1)
                 if parts.ema is not None:
-                    record.update(validate(parts, val_loader, parts.ema.module, "val_ema"))
+                    record.update(validate(parts, val_loader, parts.ema.module, "val_ema")[0])
             history.append(record)
 
             value = figure(record, metric)
@@ -312,13 +357,13 @@ def _fit(
             if is_best:
                 best["value"], best["epoch"] = value, epoch + 1
             state = training_state(parts, epoch + 1, best, card)
-            if ctx.is_main:
-                append_metrics(run_dir, record)
+            if ctx.is_main:  # the record first: resume truncates it to the checkpoint's epoch
+                run.append_metrics(record)
+                save_run_checkpoints(parts, state, run, is_best, metric)
                 if tensorboard is not None:
                     tensorboard.log(record)
-                save_run_checkpoints(parts, state, run_dir, is_best, metric)
-                if gif is not None:
-                    gif.record(parts.model, epoch + 1)
+                if on_epoch is not None:
+                    on_epoch(EpochEnd(epoch + 1, parts.model, record, splits, run))
                 logger.info(epoch_line(record, cfg.task))
             if stopper is not None and stopper.update(record):
                 logger.info(
@@ -330,10 +375,8 @@ def _fit(
     finally:
         if tensorboard is not None:
             tensorboard.close()
-        if gif is not None and gif.frames:
-            gif.save(run_dir / "learning.gif")
     return TrainResult(
-        run_dir=run_dir,
+        run_dir=run.path,
         best_metric=metric,
         best_value=best["value"] if best["value"] is not None else math.nan,
         best_epoch=best["epoch"],
@@ -344,43 +387,20 @@ def _fit(
     )
 
 
+def warn_coverage(matrix: ConfusionMatrix, class_names: list[str], epoch: int) -> bool:
+    """Warn (once per run) when the validation predictions cover fewer classes than the
+    targets; True once warned."""
+    problem = prediction_coverage(matrix.matrix, class_names)
+    if problem is not None:
+        logger.warning(f"validation after epoch {epoch}: {problem}")
+    return problem is not None
+
+
 def read_data(cfg: ExperimentConfig, run_dir: Path) -> tuple[DataSplits, torch.Tensor | None]:
     """The splits (``splits.json`` written on first use) and ``data.class_weights``."""
-    from ..data.stats import resolve_class_weights
-
     splits = build_datasets(cfg, run_dir)
     num_classes = cfg.data.num_classes or splits.num_classes
     return splits, resolve_class_weights(cfg.data, num_classes, run_dir, seed=cfg.seed)
-
-
-def learning_gif(cfg: ExperimentConfig, val_set: Any, splits: DataSplits) -> Any:
-    """Segmentation with ``train.learning_gif``: fixed validation images predicted after
-    every epoch, saved as ``learning.gif`` (a resumed run shows the epochs since)."""
-    if cfg.task != "segmentation" or not cfg.train.learning_gif or val_set is None:
-        return None
-    from ..data.transforms import normalization
-    from ..viz.learning import LearningGif
-
-    mean, std = normalization(cfg.data) if cfg.data.normalize else (None, None)
-    return LearningGif(
-        val_set,
-        cfg.data.num_classes or splits.num_classes,
-        num_images=cfg.train.gif_images,
-        mean=mean,
-        std=std,
-        class_names=splits.class_names,
-    )
-
-
-def prepare_run_dir(cfg: ExperimentConfig, run_dir: Path | None, ctx: ddp.DistContext) -> Path:
-    """Rank 0 makes the directory (never overwriting a run) and saves the config; every
-    process gets its path."""
-    path = None
-    if ctx.is_main:
-        path = new_run_dir(cfg.output_dir, cfg.name) if run_dir is None else Path(run_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, path / CONFIG_FILE)
-    return Path(ddp.broadcast_object(str(path) if path else None, ctx))
 
 
 def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext) -> None:
@@ -392,17 +412,19 @@ def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext
 
 
 def save_run_checkpoints(
-    parts: TrainParts, state: dict[str, Any], run_dir: Path, is_best: bool, metric: str
+    parts: TrainParts, state: dict[str, Any], run: RunDir, is_best: bool, metric: str
 ) -> None:
-    """``last.pt`` every epoch, ``best.pt`` when ``metric`` improved, ``ema.pt`` (the
-    averaged weights as ``model``) with EMA; a ``val_ema/`` metric makes ``best.pt``
-    hold the averaged weights too."""
-    folder = run_dir / "checkpoints"
-    save_checkpoint(state, folder / "last.pt")
+    """``best.pt`` when ``metric`` improved, ``ema.pt`` (the averaged weights as
+    ``model``) with EMA, then ``last.pt``. ``last.pt`` is written last: a run killed
+    while writing the others resumes from the epoch before and writes them again, so
+    the best checkpoint ``last.pt`` names always exists. A ``val_ema/`` metric makes
+    ``best.pt`` hold the averaged weights."""
     ema_state = None
     if parts.ema is not None:
         ema_state = {**state, "model": parts.ema.module.state_dict()}
-        save_checkpoint(ema_state, folder / "ema.pt")
     if is_best:
         use_ema = ema_state is not None and metric.startswith("val_ema/")
-        save_checkpoint(ema_state if use_ema else state, folder / "best.pt")
+        save_checkpoint(ema_state if use_ema else state, run.checkpoint_file("best"))
+    if ema_state is not None:
+        save_checkpoint(ema_state, run.checkpoint_file("ema"))
+    save_checkpoint(state, run.checkpoint_file("last"))

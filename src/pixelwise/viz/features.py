@@ -8,6 +8,8 @@ from pathlib import Path
 
 import matplotlib
 
+from ..errors import UserError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -30,7 +32,7 @@ def plot_feature_maps(
     if maps.dim() == 4:
         maps = maps[0]
     if maps.dim() != 3:
-        raise ValueError(
+        raise UserError(
             f"feature maps must be (C, H, W), got {tuple(maps.shape)}: is it a spatial layer?"
         )
     shown = maps[:max_channels]

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ..analysis.outputs import logits_of
+from ..models.base import split_output
 from .images import grid, hstack, scale_to, to_display
 from .segmentation import colorize, palette
 
@@ -85,7 +85,7 @@ class LearningGif:
         was_training = model.training
         model.eval()
         try:
-            logits = logits_of(model(self.images.to(device))).float()
+            logits = split_output(model(self.images.to(device)))[0].float()
         finally:
             model.train(was_training)
         if logits.shape[-2:] != self.masks.shape[-2:]:

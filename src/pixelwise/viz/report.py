@@ -1,9 +1,11 @@
 """One self-contained HTML page per run: ``write_report(run_dir) -> run_dir/report.html``.
 
-Everything comes from the run directory's own files (``config.yaml``,
-``metrics.jsonl``, ``checkpoints/best.pt``, ``eval/<split>.json``, ``plots/``,
-``learning.gif``); what is missing is recomputed from the checkpoint and the run's
-data, and a section that cannot be made says why instead of failing the report.
+Everything comes from the run directory (``RunDir``: config, metrics, the best
+checkpoint and its card, the saved evaluations, ``plots/``, ``learning.gif``). The
+report evaluates nothing: figures come from ``eval/*.json`` (``pixelwise report`` and
+``pixelwise.experiment`` evaluate a run that has none first); pictures that are
+missing are drawn from the checkpoint and the run's data, and a section that cannot
+be made says why instead of failing the report.
 Every picture is embedded as a base64 ``data:`` URI and the styles are inline, so
 the file opens from disk, by e-mail or in CI artefacts, with no server.
 """
@@ -19,11 +21,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..analysis.complexity import format_count, model_complexity
 from ..log import logger
 from ..metrics import headline
-from .run_files import RunFiles
+from ..run import RunDir
+from .plots import plot_confusion_matrix, plot_curves
+from .samples import most_confident_mistakes, plot_mistakes, predict_masks
+from .segmentation import plot_segmentation
 
-REPORT_FILE = "report.html"
 PER_CLASS_KEYS = ("precision", "recall", "f1", "iou", "dice", "support")
 
 STYLE = """
@@ -89,78 +95,86 @@ def section(anchor: str, title: str, body: str) -> str:
 
 
 # --------------------------------------------------------------------------- sections
-def summary_section(run: RunFiles) -> str:
-    cfg, card = run.cfg, run.card
-    best_metric = (run.state or {}).get("best_metric") or cfg.best_metric
-    best_value = (run.state or {}).get("best_value")
+def summary_section(run: RunDir) -> str:
+    cfg, records = run.config(), run.metrics()
+    state: dict[str, Any] = {}
+    card = None
+    if any(run.checkpoints_dir.glob("*.pt")):
+        checkpoint = run.read_checkpoint(run.default_checkpoint())
+        state, card = checkpoint.state, checkpoint.card
+    best_metric = state.get("best_metric") or cfg.best_metric
+    best_value = state.get("best_value")
+    options = card.options if card else cfg.model.options
     rows = [
-        ("run", run.run_dir.name),
-        ("task", run.task),
-        ("model", card.get("model", cfg.model.name)),
-        ("model options", json.dumps(card.get("model_options", cfg.model.options)) or "{}"),
+        ("run", run.path.name),
+        ("task", cfg.task),
+        ("model", card.model if card else cfg.model.name),
+        ("model options", json.dumps(options) if options else "{}"),
         ("data", f"{cfg.data.format} ({cfg.data.root or 'embedded'})"),
-        ("classes", len(run.class_names()) if card or run.records else cfg.data.num_classes),
+        ("classes", card.num_classes if card else cfg.data.num_classes),
         ("input", f"{cfg.data.in_channels} x {' x '.join(map(str, cfg.data.image_size))}"),
-        ("epochs run", f"{len(run.records)} of {cfg.train.epochs}"),
+        ("epochs run", f"{len(records)} of {cfg.train.epochs}"),
         ("optimiser", f"{cfg.optim.name}, lr {cfg.optim.lr}, schedule {cfg.schedule.name}"),
     ]
     if best_value is not None:
-        rows.append(
-            (
-                f"best {best_metric}",
-                f"{best_value:.4f} at epoch {(run.state or {}).get('best_epoch')}",
-            )
-        )
+        rows.append((f"best {best_metric}", f"{best_value:.4f} at epoch {state.get('best_epoch')}"))
     body = table(["", "value"], rows)
-    config = html.escape(run.config_text)
+    config = html.escape(run.config_file.read_text())
     body += f"<details><summary>config.yaml</summary><pre>{config}</pre></details>"
     return section("summary", "Run summary and configuration", body)
 
 
-def curves_section(run: RunFiles) -> str:
-    path = run.run_dir / "plots" / "curves.png"
+def curves_section(run: RunDir) -> str:
+    path = run.plots_dir / "curves.png"
     if not path.is_file():
-        if not run.records:
+        records = run.metrics()
+        if not records:
             return section("curves", "Training curves", note("metrics.jsonl has no epochs yet."))
-        from .plots import plot_curves
-
-        plot_curves(run.records, path, run.task)
+        plot_curves(records, path, run.config().task)
     return section(
         "curves", "Training curves", image(path, "loss, metrics and learning rate per epoch")
     )
 
 
-def metrics_section(run: RunFiles, evaluated: tuple[str, dict[str, Any]] | None) -> str:
+def evaluation_label(payload: dict[str, Any]) -> str:
+    """What produced a saved evaluation: split, checkpoint, epoch and inference."""
+    how = [f"{payload.get('split')} split", str(payload.get("checkpoint", "checkpoint"))]
+    if payload.get("epoch"):
+        how.append(f"epoch {payload['epoch']}")
+    inference = payload.get("inference") or {}
+    if inference.get("tta_hflip"):
+        how.append("flip TTA")
+    if inference.get("sliding_window"):
+        how.append("sliding windows")
+    return ", ".join(how)
+
+
+def metrics_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None) -> str:
     if evaluated is None:
         return section(
-            "metrics", "Final metrics", note("no eval/<split>.json and no checkpoint to evaluate.")
+            "metrics", "Final metrics", note("not evaluated: no eval/*.json in this run.")
         )
-    split, payload = evaluated
-    figures, names = payload["figures"], payload.get("class_names") or run.class_names()
-    scalars = list(headline(figures, run.task).items())
-    epoch = payload.get("epoch")
-    body = (
-        f'<p class="lead">{html.escape(split)} split, checkpoint of epoch {epoch}.</p>'
-        if epoch
-        else ""
-    )
+    stem, payload = evaluated
+    figures, names = payload["figures"], payload.get("class_names") or []
+    scalars = list(headline(figures, run.config().task).items())
+    body = f'<p class="lead">{html.escape(evaluation_label(payload))} (eval/{stem}.json).</p>'
+
     body += table(["figure", "value"], scalars)
     per_class = [k for k in PER_CLASS_KEYS if isinstance(figures.get(k), list)]
     if per_class:
         rows = [[name] + [figures[k][i] for k in per_class] for i, name in enumerate(names)]
         body += "<h3>Per class</h3>" + table(["class", *per_class], rows)
-    return section("metrics", f"Final metrics ({split})", body)
+    return section("metrics", f"Final metrics ({payload.get('split', stem)})", body)
 
 
-def confusion_section(run: RunFiles, evaluated: tuple[str, dict[str, Any]] | None) -> str:
+def confusion_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None) -> str:
     if evaluated is None:
         return section("confusion", "Confusion matrix", note("not evaluated."))
-    split, payload = evaluated
-    path = run.run_dir / "plots" / f"confusion_{split}.png"
+    stem, payload = evaluated
+    split = payload.get("split", stem)
+    path = run.confusion_plot_file(stem)
     if not path.is_file() and "confusion_matrix" in payload:
-        from .plots import plot_confusion_matrix
-
-        names = payload.get("class_names") or run.class_names()
+        names = payload.get("class_names") or []
         plot_confusion_matrix(
             payload["confusion_matrix"], names, path, title=f"{split} confusion matrix"
         )
@@ -173,24 +187,19 @@ def confusion_section(run: RunFiles, evaluated: tuple[str, dict[str, Any]] | Non
     )
 
 
-def samples_section(run: RunFiles, split: str) -> str:
+def samples_section(run: RunDir, split: str) -> str:
     dataset = run.splits().datasets[split]
-    mean, std = (
-        (run.card.get("mean"), run.card.get("std"))
-        if run.card.get("normalize", True)
-        else (None, None)
-    )
-    names = run.class_names()
-    if run.task == "classification":
-        from .samples import most_confident_mistakes, plot_mistakes
-
-        mistakes = most_confident_mistakes(run.model(), dataset)
+    model, card = run.load_model(run.default_checkpoint())
+    mean, std = card.mean_std
+    names = list(card.class_names)
+    if card.task == "classification":
+        mistakes = most_confident_mistakes(model, dataset)
         if not mistakes:
             return section(
                 "samples", "Most confident mistakes", note(f"no mistakes on the {split} split.")
             )
         path = plot_mistakes(
-            dataset, mistakes, names, run.run_dir / "plots" / f"mistakes_{split}.png", mean, std
+            dataset, mistakes, names, run.plots_dir / f"mistakes_{split}.png", mean, std
         )
         intro = lead(
             f"The wrong answers the model was surest of, on the {split} split: true → predicted."
@@ -198,21 +207,18 @@ def samples_section(run: RunFiles, split: str) -> str:
         return section(
             "samples", "Most confident mistakes", intro + image(path, "most confident mistakes")
         )
-    from .samples import predict_masks
-    from .segmentation import plot_segmentation
-
-    images, masks, predictions = predict_masks(run.model(), dataset)
+    images, masks, predictions = predict_masks(model, dataset)
     path = plot_segmentation(
         images,
         masks,
         predictions,
         names,
-        run.run_dir / "plots" / f"segmentation_{split}.png",
+        run.plots_dir / f"segmentation_{split}.png",
         mean,
         std,
     )
     body = image(path, "image, ground truth, prediction and overlay")
-    gif = run.run_dir / "learning.gif"
+    gif = run.learning_gif
     body += "<h3>The model learning</h3>" + (
         image(gif, "predictions of fixed validation images after every epoch")
         if gif.is_file()
@@ -221,20 +227,10 @@ def samples_section(run: RunFiles, split: str) -> str:
     return section("samples", f"Sample predictions ({split})", body)
 
 
-def complexity_section(run: RunFiles) -> str:
-    from ..analysis.complexity import format_count, model_complexity
-
-    cfg, card = run.cfg, run.card
-    options = dict(card.get("model_options", cfg.model.options))
-    if cfg.model.encoder is not None:
-        options.setdefault("encoder", cfg.model.encoder)
-    size = (
-        card.get("in_channels", cfg.data.in_channels),
-        *card.get("image_size", cfg.data.image_size),
-    )
-    result = model_complexity(
-        card.get("model", cfg.model.name), size, num_classes=len(run.class_names()), **options
-    )
+def complexity_section(run: RunDir) -> str:
+    card = run.read_checkpoint(run.default_checkpoint()).card
+    size = (card.in_channels, *card.image_size)
+    result = model_complexity(card.model, size, num_classes=card.num_classes, **card.options)
     totals = [
         ("parameters", f"{result.params:,} ({format_count(result.params)})"),
         ("MACs per image", f"{result.macs:,} ({format_count(result.macs)})"),
@@ -282,33 +278,13 @@ def _guarded(title: str, anchor: str, make: Callable[[], str]) -> str:
         )
 
 
-def _evaluated(run: RunFiles) -> tuple[str, dict[str, Any]] | None:
-    """The saved evaluation, or a fresh one of the best checkpoint (test, else val)."""
-    found = run.eval_split()
-    if found is not None or run.state is None:
-        return found
-    from ..engine.evaluate import evaluate_run
-
-    for split in (run.cfg.data.test_split, run.cfg.data.val_split):
-        try:
-            evaluate_run(run.run_dir, split=split)
-            return run.eval_split()
-        except Exception as err:  # noqa: BLE001 - the report is written without figures
-            logger.warning(f"report: could not evaluate the {split} split: {err}")
-    return None
-
-
 # --------------------------------------------------------------------------- the page
-def write_report(run_dir: str | Path, path: str | Path | None = None) -> Path:
+def write_report(run: RunDir | str | Path, path: str | Path | None = None) -> Path:
     """Write ``report.html`` (or ``path``) for a run directory and return its path."""
-    from .. import __version__
-
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a pixelwise run directory?")
-    run = RunFiles(run_dir)
-    evaluated = _evaluated(run)
-    split = evaluated[0] if evaluated else run.cfg.data.val_split
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    cfg = run.config()
+    evaluated = run.headline_evaluation()
+    split = evaluated[1].get("split", evaluated[0]) if evaluated else cfg.data.val_split
     parts = [
         summary_section(run),
         _guarded("Training curves", "curves", lambda: curves_section(run)),
@@ -326,7 +302,7 @@ def write_report(run_dir: str | Path, path: str | Path | None = None) -> Path:
         ("complexity", "Complexity"),
     ]
     nav = "<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in titles) + "</nav>"
-    name = html.escape(run.cfg.name)
+    name = html.escape(cfg.name)
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!DOCTYPE html>
 <html lang="en">
@@ -338,13 +314,13 @@ def write_report(run_dir: str | Path, path: str | Path | None = None) -> Path:
 </head>
 <body>
 <h1>{name}</h1>
-{lead(f"{run.task} · {run.card.get('model', run.cfg.model.name)} · {run_dir}")}
+{lead(f"{cfg.task} · {cfg.model.name} · {run.path}")}
 {nav}
 {chr(10).join(parts)}
 <footer>written by pixelwise {__version__} on {when}</footer>
 </body>
 </html>
 """
-    out = Path(path) if path is not None else run_dir / REPORT_FILE
+    out = Path(path) if path is not None else run.report_file
     out.write_text(page, encoding="utf-8")
     return out

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
 
-from ..analysis.outputs import logits_of  # noqa: E402
+from ..models.base import split_output  # noqa: E402
 from .images import to_display  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def most_confident_mistakes(
     offset = 0
     try:
         for images, targets in loader:
-            probabilities = logits_of(model(images.to(device))).float().softmax(dim=1).cpu()
+            probabilities = split_output(model(images.to(device)))[0].float().softmax(dim=1).cpu()
             confidence, predicted = probabilities.max(dim=1)
             for i in torch.nonzero(predicted != targets).flatten().tolist():
                 mistakes.append(
@@ -123,7 +123,7 @@ def predict_masks(
     was_training = model.training
     model.eval()
     try:
-        logits = logits_of(model(images.to(_device(model)))).float().cpu()
+        logits = split_output(model(images.to(_device(model))))[0].float().cpu()
     finally:
         model.train(was_training)
     if logits.shape[-2:] != masks.shape[-2:]:

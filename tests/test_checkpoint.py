@@ -1,24 +1,20 @@
-"""Checkpoints: atomic writes, weights_only refusal, one-sentence mismatch errors, RNG."""
+"""Checkpoint files: atomic writes, weights_only refusal, one-sentence mismatch errors."""
 
 from __future__ import annotations
 
 import pathlib
-import random
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from pixelwise.engine import checkpoint
-from pixelwise.engine.checkpoint import (
+from pixelwise import checkpoint
+from pixelwise.card import ModelCard, Preprocessing
+from pixelwise.checkpoint import (
     CheckpointError,
-    check_card,
     check_compatible,
     load_checkpoint,
-    rng_state,
     save_checkpoint,
-    set_rng_state,
 )
 
 
@@ -59,16 +55,23 @@ def test_a_checkpoint_that_runs_code_is_refused(tmp_path):
 
 
 def test_another_model_or_class_count_fails_with_one_sentence():
-    card = {"model": "resnet18", "num_classes": 10, "in_channels": 3}
+    card = ModelCard(
+        task="classification",
+        model="resnet18",
+        class_names=tuple(str(i) for i in range(10)),
+        in_channels=3,
+        image_size=(32, 32),
+        preprocessing=Preprocessing(resize=(32, 32)),
+    )
     with pytest.raises(
         CheckpointError, match=r"holds a 'resnet18' model, but this run builds 'small_cnn'"
     ):
-        check_card(card, "last.pt", "small_cnn", 10, 3)
+        card.check_fits("last.pt", "small_cnn", 10, 3)
     with pytest.raises(CheckpointError, match=r"trained for 10 classes, but this run has 5$"):
-        check_card(card, "last.pt", "resnet18", 5, 3)
+        card.check_fits("last.pt", "resnet18", 5, 3)
     with pytest.raises(CheckpointError, match="expects 3 input channels"):
-        check_card(card, "last.pt", "resnet18", 10, 1)
-    check_card(card, "last.pt", "resnet18", 10, 3)
+        card.check_fits("last.pt", "resnet18", 10, 1)
+    card.check_fits("last.pt", "resnet18", 10, 3)
 
     model = nn.Linear(4, 5)
     with pytest.raises(
@@ -78,17 +81,6 @@ def test_another_model_or_class_count_fails_with_one_sentence():
     assert "\n" not in str(err.value)
     with pytest.raises(CheckpointError, match="made for another model"):
         check_compatible(model, nn.Conv2d(1, 1, 1).state_dict(), "best.pt")
-
-
-def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
-    torch.manual_seed(1), np.random.seed(1), random.seed(1)
-    save_checkpoint({"model": {}, "rng": rng_state()}, tmp_path / "c.pt")
-    expected = (torch.rand(3), np.random.rand(3), random.random())
-    torch.manual_seed(2), np.random.seed(2), random.seed(2)
-    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
-    assert torch.equal(torch.rand(3), expected[0])
-    assert np.array_equal(np.random.rand(3), expected[1])
-    assert random.random() == expected[2]
 
 
 def test_missing_or_foreign_files_are_checkpoint_errors(tmp_path):

@@ -1,13 +1,14 @@
-"""Where a run happens: device, seeds, and its own run directory."""
+"""Where a run happens: its device and its seeds."""
 
 from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
+
+from .errors import UserError
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -16,7 +17,7 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} asked for, but CUDA is not available here")
+        raise UserError(f"device={name!r} asked for, but CUDA is not available here")
     return device
 
 
@@ -28,14 +29,3 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-
-
-def new_run_dir(output_dir: str | Path, name: str) -> Path:
-    """``output_dir/name``, or ``name-2``, ``name-3``... if taken: never overwrite a run."""
-    base = Path(output_dir)
-    candidate, n = base / name, 1
-    while candidate.exists():
-        n += 1
-        candidate = base / f"{name}-{n}"
-    candidate.mkdir(parents=True)
-    return candidate

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from pixelwise.engine.tta import (
+from pixelwise.tta import (
     hflip_tta,
     make_predictor,
     predict_logits,

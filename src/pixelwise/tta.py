@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .evaluate import main_output
+from .models.base import split_output
 
 Predictor = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 Average = Literal["probabilities", "logits"]
@@ -27,7 +27,7 @@ Weighting = Literal["gaussian", "uniform"]
 
 def forward_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """One plain forward pass: the main logits of the model's output."""
-    return main_output(model(images))
+    return split_output(model(images))[0]
 
 
 @torch.no_grad()
