@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 import pixelwise
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.data import build_datasets
 from pixelwise.engine import evaluate_run, fit
@@ -32,7 +31,7 @@ def classifier_run(tmp_path_factory):
         "model.options={width: 4, dropout: 0.0}",
         *QUIET,
     ]
-    cfg = load_config(resolve_config_path("digits"), overrides)
+    cfg = load_config("digits", overrides)
     return cfg, fit(cfg).run_dir
 
 

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from pixelwise.cli import main
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config, save_config
 from pixelwise.engine.build import build_model, model_card
 from pixelwise.engine.checkpoint import save_checkpoint
@@ -19,7 +18,7 @@ from pixelwise.engine.checkpoint import save_checkpoint
 def untrained_run(tmp_path_factory) -> Path:
     """A run directory as training leaves it, with an untrained model: pictures need no accuracy."""
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = load_config(resolve_config_path("digits"), ["model.options={width: 4, dropout: 0.0}"])
+    cfg = load_config("digits", ["model.options={width: 4, dropout: 0.0}"])
     save_config(cfg, run_dir / "config.yaml")
     names = [str(d) for d in range(10)]
     model = build_model(cfg, len(names))

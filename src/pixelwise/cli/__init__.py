@@ -2,7 +2,8 @@
 
 Errors a user can act on (bad config keys, missing files, incompatible checkpoints)
 are printed as one line and exit with status 2; anything else is a bug and keeps
-its traceback.
+its traceback. Global flags (``-q``) are accepted before or after the subcommand, and
+``key=value`` overrides after options as well as before them.
 """
 
 from __future__ import annotations
@@ -24,17 +25,49 @@ def build_parser() -> argparse.ArgumentParser:
         description="Image classification and semantic segmentation: train, evaluate, understand, use.",
     )
     parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
-    parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
-    )
+    add_global_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
+    _add_to_subcommands(parser)
     return parser
 
 
+def add_global_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress bars, warnings only",
+    )
+
+
+def _add_to_subcommands(parser: argparse.ArgumentParser) -> None:
+    """Every (nested) subcommand accepts the global flags too. Their default there is
+    SUPPRESS, so that a subcommand without ``-q`` keeps the value parsed before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in {id(p): p for p in action.choices.values()}.values():
+                add_global_flags(subparser, default=argparse.SUPPRESS)
+                _add_to_subcommands(subparser)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """argparse reads a command's positional arguments in one go, so ``key=value``
+    words after an option (``train digits --run-dir r train.epochs=1``) are left over:
+    they join the command's overrides, in order."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        if not hasattr(args, "overrides") or any(e.startswith("-") or "=" not in e for e in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        args.overrides = [*args.overrides, *extras]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     setup_logging(quiet=args.quiet)
     try:
         return int(args.func(args) or 0)

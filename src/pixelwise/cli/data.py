@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import guarded, resolve_config_path
+from ._common import guarded
 
 MAX_LISTED = 20
 
@@ -58,7 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     from ..config import load_config
 
-    return load_config(resolve_config_path(args.config), list(args.overrides))
+    return load_config(args.config, list(args.overrides))
 
 
 @guarded
