@@ -328,7 +328,7 @@ def test_every_bundled_config_loads_and_shared_blocks_stay_shared():
     transfer = [c for n, c in configs.items() if n.startswith("cifar10_transfer_")]
     assert len(transfer) == 4 and all(c.data == transfer[0].data for c in transfer)
     assert configs["cifar10_transfer_scratch"].model.weights is None
-    assert configs["cifar10_fast"].schedule.warmup_fraction == 0.23
+    assert configs["cifar10_fast"].schedule.warmup_epochs == 2.3  # documented runs set it
 
 
 # --------------------------------------------------------------------------- spellings
