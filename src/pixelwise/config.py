@@ -43,7 +43,9 @@ Need = Callable[[bool, str, str], None]
 must hold; ``key`` is relative to the section, the driver adds the section's path and
 the source, and raises ``ConfigError`` for the first rule that fails."""
 
-LOGGED_FIGURE = "must name a logged figure such as val/accuracy, val/miou, val_ema/accuracy or "
+_LOGGED_FIGURE_HINT = (
+    "must name a logged figure such as val/accuracy, val/miou, val_ema/accuracy or train/loss"
+)
 
 
 def _names_logged_figure(name: str | None) -> bool:
@@ -363,7 +365,7 @@ class EarlyStoppingConfig:
         need(
             _names_logged_figure(self.metric),
             "metric",
-            f"{LOGGED_FIGURE}train/loss, got {self.metric!r}",
+            f"{_LOGGED_FIGURE_HINT}, got {self.metric!r}",
         )
 
 
@@ -414,7 +416,7 @@ class TrainConfig:
         need(
             _names_logged_figure(self.best_metric),
             "best_metric",
-            f"{LOGGED_FIGURE}train/loss, got {self.best_metric!r}",
+            f"{_LOGGED_FIGURE_HINT}, got {self.best_metric!r}",
         )
         need(
             not self.best_metric or not self.best_metric.startswith("val_ema/") or self.ema,
