@@ -10,7 +10,6 @@ from PIL import Image
 import pixelwise
 from pixelwise.card import ModelCard
 from pixelwise.checkpoint import CheckpointError, save_checkpoint
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.data import build_datasets
 from pixelwise.engine import evaluate_run, fit
@@ -33,7 +32,7 @@ def classifier_run(tmp_path_factory):
         "model.options={width: 4, dropout: 0.0}",
         *QUIET,
     ]
-    cfg = load_config(resolve_config_path("digits"), overrides)
+    cfg = load_config("digits", overrides)
     return cfg, fit(cfg).run_dir
 
 

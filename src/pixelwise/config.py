@@ -2,27 +2,58 @@
 
 Every key is a dataclass field, so an unknown key, a wrong type or an impossible
 value is rejected before any work starts, with an error naming the key, the file
-and the nearest valid names. The resolved config is saved into the run directory
-(``config.yaml``) and is what ``eval``, ``report`` and ``resume`` read back.
+and the nearest valid names. Each section checks its own values (its ``check``
+method, next to its fields). A config file may extend others (``base:``). The
+resolved config is saved into the run directory (``config.yaml``) and is what
+``eval``, ``report`` and ``resume`` read back.
+
+Scalars follow YAML 1.2 (``3e-4`` is a number, ``off`` is a word), and a value is
+then read by the type of its field: a bool takes ``on``/``off``, an optional field
+``none``, a list ``64,64`` as well as ``[64, 64]`` (docs/training.md, "Configs").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-from .errors import UserError
+from .errors import MissingFileError, UserError
 
 
 class ConfigError(UserError):
     """A config key, type or value that cannot work; the message names the key and source."""
+
+
+class MissingConfigError(ConfigError, MissingFileError):
+    """A config file (or a ``base:`` of one) that does not exist."""
+
+
+Need = Callable[[bool, str, str], None]
+"""``need(ok, key, message)``: a section's ``check`` states each rule as a condition that
+must hold; ``key`` is relative to the section, the driver adds the section's path and
+the source, and raises ``ConfigError`` for the first rule that fails."""
+
+_LOGGED_FIGURE_HINT = (
+    "must name a logged figure such as val/accuracy, val/miou, val_ema/accuracy or train/loss"
+)
+
+
+def _names_logged_figure(name: str | None) -> bool:
+    return name is None or ("/" in name and name.split("/")[0] in ("train", "val", "val_ema"))
+
+
+def _is_size(value: list[int] | None) -> bool:
+    return value is None or (len(value) == 2 and min(value) >= 1)
 
 
 # --------------------------------------------------------------------------- sections
@@ -78,6 +109,84 @@ class DataConfig:
     num_samples: int = 2000  # size of the synthetic digit-segmentation set
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
 
+    def check(self, need: Need) -> None:
+        need(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        need(
+            self.eval_batch_size is None or self.eval_batch_size >= 1,
+            "eval_batch_size",
+            "must be >= 1",
+        )
+        need(self.num_workers >= 0, "num_workers", f"must be >= 0, got {self.num_workers}")
+        need(self.in_channels >= 1, "in_channels", f"must be >= 1, got {self.in_channels}")
+        need(
+            _is_size(self.image_size),
+            "image_size",
+            f"must be [height, width] with positive sizes, got {self.image_size}",
+        )
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            need(0.0 <= value < 1.0, name, f"must be in [0, 1), got {value}")
+        need(
+            self.val_fraction + self.test_fraction < 1.0,
+            "val_fraction",
+            "plus data.test_fraction must leave some training data",
+        )
+        need(self.num_classes is None or self.num_classes >= 2, "num_classes", "must be >= 2")
+        need(self.max_image_pixels > 0, "max_image_pixels", "must be positive")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            need(
+                values is None or len(values) == self.in_channels,
+                name,
+                f"needs one value per channel (data.in_channels={self.in_channels}), got {values}",
+            )
+        need((self.mean is None) == (self.std is None), "mean", "and data.std go together")
+        need(self.std is None or all(v > 0 for v in self.std), "std", "must be positive")
+        need(
+            _is_size(self.crop_size),
+            "crop_size",
+            f"must be [height, width] with positive sizes, got {self.crop_size}",
+        )
+        scale = self.random_scale
+        need(
+            scale is None or (len(scale) == 2 and 0 < scale[0] <= scale[1]),
+            "random_scale",
+            f"must be [low, high] with 0 < low <= high, got {scale}",
+        )
+        for name in ("hflip", "vflip"):
+            p = getattr(self, name)
+            need(p is None or 0 <= p <= 1, name, f"is a probability in [0, 1], got {p}")
+        for name in ("rotation", "color_jitter", "crop_padding"):
+            v = getattr(self, name)
+            need(v is None or v >= 0, name, f"must be >= 0, got {v}")
+        n = self.num_classes
+        need(
+            self.class_names is None or n is None or len(self.class_names) == n,
+            "class_names",
+            f"has {len(self.class_names or [])} names but data.num_classes is {n}",
+        )
+        need(
+            n is None or not 0 <= self.ignore_index < n,
+            "ignore_index",
+            f"({self.ignore_index}) must not be a class index (0..{(n or 0) - 1})",
+        )
+        need(
+            not isinstance(self.class_weights, list) or n is None or len(self.class_weights) == n,
+            "class_weights",
+            f"needs one weight per class (data.num_classes={n})",
+        )
+        need(
+            self.mask_mode != "rgb" or self.palette is not None,
+            "mask_mode",
+            "rgb needs data.palette",
+        )
+        need(
+            self.samples_per_class is None or self.samples_per_class >= 1,
+            "samples_per_class",
+            "must be >= 1",
+        )
+        need(self.num_samples >= 1, "num_samples", "must be >= 1")
+
 
 @dataclass
 class ModelConfig:
@@ -90,13 +199,29 @@ class ModelConfig:
     encoder: str | None = None  # segmentation models: which classifier encodes
     encoder_weights: str | None = None
 
+    def check(self, need: Need) -> None:
+        # One place for the encoder: the engine passes model.encoder into the options,
+        # so the same setting written twice could silently disagree.
+        for key in ("encoder", "encoder_weights"):
+            need(
+                key not in self.options,
+                f"options.{key}",
+                f"duplicates model.{key}: write model.{key}: {self.options.get(key)} instead",
+            )
+
+
+LossName = Literal["cross_entropy", "focal", "dice"]
+
 
 @dataclass
 class LossTerm:
     """One term of the loss: ``weight * name(logits, target)``."""
 
-    name: str = "cross_entropy"  # cross_entropy | focal | dice
+    name: LossName = "cross_entropy"
     weight: float = 1.0
+
+    def check(self, need: Need) -> None:
+        need(self.weight >= 0, "weight", f"must be >= 0, got {self.weight}")
 
 
 @dataclass
@@ -109,6 +234,18 @@ class LossConfig:
     focal_alpha: list[float] | None = None  # one per class; None: data.class_weights
     dice_smooth: float = 1.0
     aux_weight: float = 0.4  # weight of auxiliary-head losses, where the model has them
+
+    def check(self, need: Need) -> None:
+        need(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
+        need(len(self.terms) >= 1, "terms", "needs at least one term")
+        need(self.focal_gamma >= 0, "focal_gamma", "must be >= 0")
+        need(
+            self.focal_alpha is None or all(a >= 0 for a in self.focal_alpha),
+            "focal_alpha",
+            "must be non-negative weights, one per class",
+        )
+        need(self.dice_smooth >= 0, "dice_smooth", "must be >= 0")
+        need(self.aux_weight >= 0, "aux_weight", "must be >= 0")
 
 
 @dataclass
@@ -128,19 +265,71 @@ class OptimConfig:
     clip_grad_norm: float | None = None  # max L2 norm of all gradients together
     accumulate_steps: int = 1  # batches per optimiser step
 
+    def check(self, need: Need) -> None:
+        need(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
+        need(self.accumulate_steps >= 1, "accumulate_steps", "must be >= 1")
+        need(not self.nesterov or self.momentum > 0, "nesterov", "needs optim.momentum > 0")
+        need(len(self.betas) == 2, "betas", "must be two numbers")
+        need(all(0 <= b < 1 for b in self.betas), "betas", f"must be in [0, 1), got {self.betas}")
+        need(self.reference_batch_size >= 1, "reference_batch_size", "must be >= 1")
+        need(
+            self.clip_grad_norm is None or self.clip_grad_norm > 0,
+            "clip_grad_norm",
+            f"must be positive (or null for no clipping), got {self.clip_grad_norm}",
+        )
+
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate schedule, stepped every iteration; epoch figures are converted."""
+    """Learning-rate schedule, stepped every iteration; epoch figures are converted.
+
+    Warmup is ``warmup_epochs`` long but never more than half of the training (a shorter
+    run, e.g. ``train.epochs=1`` of a recipe, warms up over its first half; a note is
+    logged), or ``warmup_fraction`` of the training, whatever its length.
+    """
 
     name: Literal["cosine", "step", "multistep", "poly", "constant"] = "cosine"
     warmup_epochs: float = 0.0
+    warmup_fraction: float | None = None  # instead of warmup_epochs: share of all steps
     warmup_start_factor: float = 0.01
     min_lr_factor: float = 0.0  # cosine and poly floor as a fraction of the peak lr
     step_epochs: float = 30.0
     milestones: list[float] = field(default_factory=list)  # epochs, for multistep
     gamma: float = 0.1
     power: float = 0.9  # poly
+
+    def check(self, need: Need) -> None:
+        need(self.warmup_epochs >= 0, "warmup_epochs", "must be >= 0")
+        fraction = self.warmup_fraction
+        need(
+            fraction is None or 0 <= fraction < 1,
+            "warmup_fraction",
+            f"must be in [0, 1), got {fraction}",
+        )
+        need(
+            fraction is None or self.warmup_epochs == 0,
+            "warmup_fraction",
+            f"and schedule.warmup_epochs ({self.warmup_epochs}) are two lengths for one "
+            "warmup: set schedule.warmup_epochs=0",
+        )
+        need(0 < self.warmup_start_factor <= 1, "warmup_start_factor", "must be in (0, 1]")
+        need(0 <= self.min_lr_factor <= 1, "min_lr_factor", "must be in [0, 1]")
+        need(self.step_epochs > 0, "step_epochs", f"must be positive, got {self.step_epochs}")
+        need(self.gamma > 0, "gamma", f"must be positive, got {self.gamma}")
+        need(self.power > 0, "power", f"must be positive, got {self.power}")
+        need(
+            self.name != "multistep" or len(self.milestones) > 0,
+            "milestones",
+            "needs at least one epoch for schedule.name=multistep, e.g. [30, 60]",
+        )
+        need(
+            list(self.milestones) == sorted(self.milestones)
+            and all(m > 0 for m in self.milestones),
+            "milestones",
+            f"must be positive epochs in increasing order, got {self.milestones}",
+        )
 
 
 @dataclass
@@ -152,6 +341,15 @@ class FinetuneConfig:
     pretrained_lr_mult: float = 1.0  # lr multiplier for pretrained (backbone) parameters
     unfreeze_after_epochs: int | None = None  # gradual: one more stage every n epochs
 
+    def check(self, need: Need) -> None:
+        need(self.trainable_stages >= 0, "trainable_stages", "must be >= 0")
+        need(self.pretrained_lr_mult >= 0, "pretrained_lr_mult", "must be >= 0")
+        need(
+            self.unfreeze_after_epochs is None or self.unfreeze_after_epochs >= 1,
+            "unfreeze_after_epochs",
+            "must be >= 1 (or null for no gradual unfreezing)",
+        )
+
 
 @dataclass
 class EarlyStoppingConfig:
@@ -161,6 +359,15 @@ class EarlyStoppingConfig:
     patience: int = 10
     min_delta: float = 0.0
 
+    def check(self, need: Need) -> None:
+        need(self.patience >= 1, "patience", "must be >= 1")
+        need(self.min_delta >= 0, "min_delta", "must be >= 0")
+        need(
+            _names_logged_figure(self.metric),
+            "metric",
+            f"{_LOGGED_FIGURE_HINT}, got {self.metric!r}",
+        )
+
 
 @dataclass
 class DistillConfig:
@@ -169,6 +376,15 @@ class DistillConfig:
     teacher: str | None = None  # run directory or checkpoint of the teacher
     temperature: float = 4.0
     alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha on the hard labels
+
+    def check(self, need: Need) -> None:
+        need(self.temperature > 0, "temperature", "must be positive")
+        need(0 <= self.alpha <= 1, "alpha", "must be in [0, 1]")
+        need(
+            self.teacher is None or self.teacher.strip() != "",
+            "teacher",
+            "must be a run directory or checkpoint path",
+        )
 
 
 @dataclass
@@ -191,6 +407,23 @@ class TrainConfig:
     learning_gif: bool = True  # segmentation: predict fixed val images every epoch
     gif_images: int = 16
 
+    def check(self, need: Need) -> None:
+        need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        need(0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
+        need(self.val_every >= 1, "val_every", f"must be >= 1, got {self.val_every}")
+        need(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
+        need(self.gif_images >= 1, "gif_images", "must be >= 1")
+        need(
+            _names_logged_figure(self.best_metric),
+            "best_metric",
+            f"{_LOGGED_FIGURE_HINT}, got {self.best_metric!r}",
+        )
+        need(
+            not self.best_metric or not self.best_metric.startswith("val_ema/") or self.ema,
+            "best_metric",
+            "names a val_ema/ figure, which needs train.ema=true",
+        )
+
 
 @dataclass
 class EvalConfig:
@@ -203,6 +436,15 @@ class EvalConfig:
     window_size: list[int] | None = None  # [height, width]; None: the training crop/image size
     window_weighting: Literal["gaussian", "uniform"] = "gaussian"
     topk: int = 5  # top-k accuracy for classification
+
+    def check(self, need: Need) -> None:
+        need(0 <= self.window_overlap < 1, "window_overlap", "must be in [0, 1)")
+        need(
+            _is_size(self.window_size),
+            "window_size",
+            f"must be [height, width] with positive sizes (or null), got {self.window_size}",
+        )
+        need(self.topk >= 1, "topk", f"must be >= 1, got {self.topk}")
 
 
 @dataclass
@@ -231,26 +473,263 @@ class ExperimentConfig:
             return self.train.best_metric
         return "val/accuracy" if self.task == "classification" else "val/miou"
 
+    def check(self, need: Need) -> None:
+        need(
+            self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+
+
+def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
+    """Reject values that type-check but cannot work: every section's ``check``, the
+    first failing rule as ``<source>: '<key>' <message>``."""
+    _check_section(cfg, source, prefix="")
+
+
+def _check_section(section: Any, source: str, prefix: str) -> None:
+    def need(ok: bool, key: str, message: str) -> None:
+        if not ok:
+            raise ConfigError(f"{source}: '{prefix}{key}' {message}")
+
+    section.check(need)
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_section(value, source, f"{prefix}{f.name}.")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _check_section(item, source, f"{prefix}{f.name}[{i}].")
+
+
+# --------------------------------------------------------------------------- YAML 1.2
+# PyYAML resolves plain scalars by YAML 1.1, where `off`/`no` are booleans and `3e-4`
+# (no dot) is a string. These loaders use the YAML 1.2 core schema instead.
+_CORE_SCHEMA = [
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    (
+        "float",
+        r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)",
+        "-+0123456789.",
+    ),
+    ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
+]
+_YAML11_ONLY = {
+    f"tag:yaml.org,2002:{t}" for t in ("bool", "int", "float", "null", "timestamp", "value")
+}
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars, refusing a key written twice (PyYAML
+    would keep the last one silently)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML11_ONLY]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat keys
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Quotes every string that YAML 1.1 or 1.2 would read as something else."""
+
+
+for _tag, _pattern, _first in _CORE_SCHEMA:
+    for _cls in (_Loader, _Dumper):
+        _cls.add_implicit_resolver(
+            f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), list(_first)
+        )
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = loader.construct_scalar(node)
+    for prefix, base in (("0o", 8), ("0x", 16)):
+        if text.startswith(prefix):
+            return int(text[2:], base)
+    return int(text, 10)  # "010" is ten, not YAML 1.1's octal eight
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
+def _represent_list(dumper: yaml.SafeDumper, items: list[Any]) -> yaml.SequenceNode:
+    flat = all(not isinstance(v, (dict, list)) for v in items)  # [240, 320] on one line
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", items, flow_style=flat)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML document or scalar read with YAML 1.2 scalars (``3e-4``, ``off``)."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The config as YAML, readable back by ``load_config`` (and by YAML 1.1 readers)."""
+    return yaml.dump(to_dict(cfg), Dumper=_Dumper, sort_keys=False)
+
+
+# --------------------------------------------------------------------------- files
+def _bundled_dir() -> Path:
+    return Path(str(resources.files("pixelwise") / "configs"))
+
+
+def bundled_config_names() -> list[str]:
+    """Names of the recipes that ship with pixelwise; ``_name`` files are blocks that
+    recipes extend (``base:``) and are left out."""
+    return sorted(
+        p.stem
+        for p in _bundled_dir().iterdir()
+        if p.suffix == ".yaml" and not p.stem.startswith("_")
+    )
+
+
+def _bundled(name: str) -> Path | None:
+    if "/" in name or "\\" in name:
+        return None
+    path = _bundled_dir() / f"{name.removesuffix('.yaml')}.yaml"
+    return path if path.is_file() else None
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A YAML path (relative to the working directory), or the name of a bundled
+    config (``digits`` -> pixelwise/configs/digits.yaml). A path that exists wins."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    bundled = _bundled(str(name_or_path))
+    if bundled is not None:
+        return bundled
+    raise MissingConfigError(
+        f"config file not found: {name_or_path} "
+        f"(bundled configs: {', '.join(bundled_config_names())})"
+    )
+
+
+REQUIRED_KEYS = ("task", "data.format")
+"""What a config file must name (itself or through ``base:``), so that an empty or
+wrong file is refused instead of training the defaults."""
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The file's keys on top of its ``base:`` configs, deep-merged, unvalidated."""
+    raw = _compose(path, chain=[path.resolve()])
+    data = raw.get("data")
+    missing = [
+        key
+        for key, present in (
+            ("task", "task" in raw),
+            ("data.format", isinstance(data, dict) and "format" in data),
+        )
+        if not present
+    ]
+    if missing:
+        raise ConfigError(
+            f"{path}: a config file must name {' and '.join(REQUIRED_KEYS)} "
+            f"(itself or through base:); missing: {', '.join(missing)}"
+        )
+    return raw
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        loaded = parse_yaml(path.read_text())
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        what = ", ".join(str(s) for s in (err.context, err.problem) if s)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+    if loaded is None:
+        raise ConfigError(
+            f"{path}: the file is empty (or only comments); a config names at least "
+            f"{' and '.join(REQUIRED_KEYS)}"
+        )
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return loaded
+
+
+def _compose(path: Path, chain: list[Path]) -> dict[str, Any]:
+    """``path``'s keys over its bases' (each composed the same way, in order)."""
+    raw = _read_mapping(path)
+    bases = raw.pop("base", None)
+    from_dict(ExperimentConfig, raw, source=str(path))  # unknown keys, types: named by file
+    merged: dict[str, Any] = {}
+    for name in _base_names(bases, path):
+        base = _resolve_base(name, path)
+        if base.resolve() in chain:
+            cycle = " -> ".join(str(p) for p in [*chain, base.resolve()])
+            raise ConfigError(f"{path}: base: configs include each other: {cycle}")
+        merged = _deep_merge(merged, _compose(base, [*chain, base.resolve()]))
+    return _deep_merge(merged, raw)
+
+
+def _base_names(bases: Any, path: Path) -> list[str]:
+    if bases is None:
+        return []
+    names = [bases] if isinstance(bases, str) else bases
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(
+            f"{path}: 'base' must be a config name or path, or a list of them, got {bases!r}"
+        )
+    return names
+
+
+def _resolve_base(name: str, including: Path) -> Path:
+    """Relative to the including file (``.yaml`` may be left out), else a bundled config."""
+    for candidate in (including.parent / name, including.parent / f"{name}.yaml"):
+        if candidate.is_file():
+            return candidate
+    bundled = _bundled(name)
+    if bundled is not None:
+        return bundled
+    raise MissingConfigError(
+        f"{including}: base {name!r} not found (neither beside it nor a bundled config: "
+        f"{', '.join(bundled_config_names())})"
+    )
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key; lists and scalars in ``top`` replace. An empty section
+    in ``top`` (``data:`` with nothing under it) changes nothing."""
+    merged = dict(base)
+    for key, value in top.items():
+        old = merged.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            merged[key] = _deep_merge(old, value)
+        elif not (isinstance(old, dict) and value is None):
+            merged[key] = value
+    return merged
+
 
 # --------------------------------------------------------------------------- loading
 def load_config(
     path: str | Path | None = None, overrides: list[str] | None = None
 ) -> ExperimentConfig:
-    """Read a YAML file (or the defaults), apply ``key.sub=value`` overrides, validate."""
+    """A config file (a path or a bundled name, with its ``base:`` configs) or the
+    defaults, then ``key.sub=value`` overrides; type-checked and validated."""
     raw: dict[str, Any] = {}
     source = "<defaults>"
     if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        with path.open() as f:
-            loaded = yaml.safe_load(f)
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of keys at the top level")
-        raw = loaded
+        file = resolve_config(path)
+        source = str(file)
+        raw = read_config_file(file)
     for item in overrides or []:
         apply_override(raw, item)
     if overrides:
@@ -261,7 +740,7 @@ def load_config(
 
 
 def apply_override(raw: dict[str, Any], item: str) -> None:
-    """Set ``a.b.c=value`` in a nested dict; the value is parsed as YAML (``0.1``, ``[1, 2]``)."""
+    """Set ``a.b.c=value`` in a nested dict; the value is YAML (``0.1``, ``[1, 2]``, ``off``)."""
     if "=" not in item:
         raise ConfigError(f"override {item!r} must look like key=value (for example optim.lr=0.01)")
     key, _, text = item.partition("=")
@@ -269,10 +748,16 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
+        if child is None:
+            child = node[part] = {}
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {part!r} is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(text) if text.strip() != "" else None
+    try:
+        node[parts[-1]] = parse_yaml(text) if text.strip() != "" else None
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({problem})") from None
 
 
 def from_dict(cls: type, raw: Any, source: str, prefix: str = "") -> Any:
@@ -295,33 +780,25 @@ def from_dict(cls: type, raw: Any, source: str, prefix: str = "") -> Any:
     return cls(**kwargs)
 
 
+_BOOL_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+_INT_TEXT = re.compile(r"[-+]?[0-9][0-9_]*")
+_FLOAT_TEXT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?")
+
+
 def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
+    """``value`` as field type ``tp``, reading text by the type where it is unambiguous:
+    ``"1e-3"`` for a float, ``on``/``off`` for a bool, ``none`` for an optional field,
+    ``64,64`` for a list."""
     origin = get_origin(tp)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value if value is not None else {}, source, key + ".")
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(arg, value, source, key)
-            except ConfigError as err:
-                errors.append(err)
-        raise _type_error(source, key, tp, value)
+        return _coerce_union(tp, value, source, key)
     if origin is Literal:
-        choices = get_args(tp)
-        if value not in choices:
-            near = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-            hint = f"; did you mean '{near[0]}'?" if near else ""
-            raise ConfigError(
-                f"{source}: '{key}' must be one of {', '.join(map(str, choices))}, got {value!r}{hint}"
-            )
-        return value
+        return _coerce_choice(get_args(tp), value, source, key)
     if origin is list:
+        if isinstance(value, str) and "," in value:
+            value = [parse_yaml(part.strip()) for part in value.rstrip(", ").split(",")]
         if not isinstance(value, (list, tuple)):
             raise _type_error(source, key, tp, value)
         (item_tp,) = get_args(tp)
@@ -333,14 +810,20 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     if tp is Any:
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value.strip().replace("_", ""))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _type_error(source, key, tp, value)
         return float(value)
     if tp is int:
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            return int(value.strip().replace("_", ""))
         if isinstance(value, bool) or not isinstance(value, int):
             raise _type_error(source, key, tp, value)
         return value
     if tp is bool:
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
         if not isinstance(value, bool):
             raise _type_error(source, key, tp, value)
         return value
@@ -351,205 +834,111 @@ def _coerce(tp: Any, value: Any, source: str, key: str) -> Any:
     raise _type_error(source, key, tp, value)
 
 
+def _coerce_union(tp: Any, value: Any, source: str, key: str) -> Any:
+    args = get_args(tp)
+    if type(None) in args and (
+        value is None or (isinstance(value, str) and value.strip().lower() == "none")
+    ):
+        return None
+    # str last: "1,2" for `str | list[float]` is the list, "median_frequency" the str
+    for arg in sorted((a for a in args if a is not type(None)), key=lambda a: a is str):
+        try:
+            return _coerce(arg, value, source, key)
+        except ConfigError:
+            continue
+    raise _type_error(source, key, tp, value)
+
+
+def _coerce_choice(choices: tuple[Any, ...], value: Any, source: str, key: str) -> Any:
+    if isinstance(value, bool) and ("off" if not value else "on") in choices:
+        return "off" if not value else "on"  # `amp: false` means "off"
+    if value not in choices:
+        near = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f"; did you mean '{near[0]}'?" if near else ""
+        raise ConfigError(
+            f"{source}: '{key}' must be one of {', '.join(map(str, choices))}, got {value!r}{hint}"
+        )
+    return value
+
+
 def _type_error(source: str, key: str, tp: Any, value: Any) -> ConfigError:
     name = str(tp).replace("typing.", "").replace("<class '", "").replace("'>", "")
-    return ConfigError(f"{source}: '{key}' must be {name}, got {value!r} ({type(value).__name__})")
-
-
-def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
-    """Reject values that type-check but cannot work."""
-
-    def need(ok: bool, key: str, message: str) -> None:
-        if not ok:
-            raise ConfigError(f"{source}: '{key}' {message}")
-
-    d, o, t = cfg.data, cfg.optim, cfg.train
-    need(d.batch_size >= 1, "data.batch_size", f"must be >= 1, got {d.batch_size}")
-    need(
-        d.eval_batch_size is None or d.eval_batch_size >= 1, "data.eval_batch_size", "must be >= 1"
-    )
-    need(d.num_workers >= 0, "data.num_workers", f"must be >= 0, got {d.num_workers}")
-    need(d.in_channels >= 1, "data.in_channels", f"must be >= 1, got {d.in_channels}")
-    need(
-        len(d.image_size) == 2 and all(s >= 1 for s in d.image_size),
-        "data.image_size",
-        f"must be [height, width] with positive sizes, got {d.image_size}",
-    )
-    need(
-        0.0 <= d.val_fraction < 1.0, "data.val_fraction", f"must be in [0, 1), got {d.val_fraction}"
-    )
-    need(
-        0.0 <= d.test_fraction < 1.0,
-        "data.test_fraction",
-        f"must be in [0, 1), got {d.test_fraction}",
-    )
-    need(
-        d.val_fraction + d.test_fraction < 1.0,
-        "data.val_fraction",
-        "plus data.test_fraction must leave some training data",
-    )
-    need(d.num_classes is None or d.num_classes >= 2, "data.num_classes", "must be >= 2")
-    need(d.max_image_pixels > 0, "data.max_image_pixels", "must be positive")
-    for name in ("mean", "std"):
-        values = getattr(d, name)
-        need(
-            values is None or len(values) == d.in_channels,
-            f"data.{name}",
-            f"needs one value per channel (data.in_channels={d.in_channels}), got {values}",
-        )
-    need((d.mean is None) == (d.std is None), "data.mean", "and data.std go together")
-    need(d.std is None or all(v > 0 for v in d.std), "data.std", "must be positive")
-    need(
-        d.crop_size is None or (len(d.crop_size) == 2 and min(d.crop_size) >= 1),
-        "data.crop_size",
-        f"must be [height, width] with positive sizes, got {d.crop_size}",
-    )
-    need(
-        d.random_scale is None
-        or (len(d.random_scale) == 2 and 0 < d.random_scale[0] <= d.random_scale[1]),
-        "data.random_scale",
-        f"must be [low, high] with 0 < low <= high, got {d.random_scale}",
-    )
-    for name in ("hflip", "vflip"):
-        p = getattr(d, name)
-        need(p is None or 0 <= p <= 1, f"data.{name}", f"is a probability in [0, 1], got {p}")
-    for name in ("rotation", "color_jitter", "crop_padding"):
-        v = getattr(d, name)
-        need(v is None or v >= 0, f"data.{name}", f"must be >= 0, got {v}")
-    need(
-        d.class_names is None or d.num_classes is None or len(d.class_names) == d.num_classes,
-        "data.class_names",
-        f"has {len(d.class_names or [])} names but data.num_classes is {d.num_classes}",
-    )
-    need(
-        d.num_classes is None or not 0 <= d.ignore_index < d.num_classes,
-        "data.ignore_index",
-        f"({d.ignore_index}) must not be a class index (0..{(d.num_classes or 0) - 1})",
-    )
-    need(
-        not isinstance(d.class_weights, list)
-        or d.num_classes is None
-        or len(d.class_weights) == d.num_classes,
-        "data.class_weights",
-        f"needs one weight per class (data.num_classes={d.num_classes})",
-    )
-    need(d.mask_mode != "rgb" or d.palette is not None, "data.mask_mode", "rgb needs data.palette")
-    need(
-        d.samples_per_class is None or d.samples_per_class >= 1,
-        "data.samples_per_class",
-        "must be >= 1",
-    )
-    need(d.num_samples >= 1, "data.num_samples", "must be >= 1")
-    need(o.lr > 0, "optim.lr", f"must be positive, got {o.lr}")
-    need(o.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {o.weight_decay}")
-    need(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1), got {o.momentum}")
-    need(o.accumulate_steps >= 1, "optim.accumulate_steps", "must be >= 1")
-    need(not o.nesterov or o.momentum > 0, "optim.nesterov", "needs optim.momentum > 0")
-    need(len(o.betas) == 2, "optim.betas", "must be two numbers")
-    need(t.epochs >= 1, "train.epochs", f"must be >= 1, got {t.epochs}")
-    need(0 < t.ema_decay < 1, "train.ema_decay", "must be in (0, 1)")
-    need(cfg.schedule.warmup_epochs >= 0, "schedule.warmup_epochs", "must be >= 0")
-    need(
-        cfg.schedule.warmup_epochs < t.epochs or cfg.schedule.warmup_epochs == 0,
-        "schedule.warmup_epochs",
-        f"({cfg.schedule.warmup_epochs}) must be shorter than train.epochs ({t.epochs})",
-    )
-    need(0 <= cfg.loss.label_smoothing < 1, "loss.label_smoothing", "must be in [0, 1)")
-    need(len(cfg.loss.terms) >= 1, "loss.terms", "needs at least one term")
-    for i, term in enumerate(cfg.loss.terms):
-        need(
-            term.name in ("cross_entropy", "focal", "dice"),
-            f"loss.terms[{i}].name",
-            f"must be cross_entropy, focal or dice, got {term.name!r}",
-        )
-    need(cfg.distill.temperature > 0, "distill.temperature", "must be positive")
-    need(0 <= cfg.distill.alpha <= 1, "distill.alpha", "must be in [0, 1]")
-    _validate_training(cfg, need)
-    need(0 <= cfg.eval.window_overlap < 1, "eval.window_overlap", "must be in [0, 1)")
-    window = cfg.eval.window_size
-    need(
-        window is None or (len(window) == 2 and min(window) >= 1),
-        "eval.window_size",
-        f"must be [height, width] with positive sizes (or null), got {window}",
-    )
-    need(cfg.eval.topk >= 1, "eval.topk", f"must be >= 1, got {cfg.eval.topk}")
-    need(cfg.name.strip() != "" and "/" not in cfg.name, "name", "must be a plain folder name")
-
-
-def _validate_training(cfg: ExperimentConfig, need: Any) -> None:
-    """The training engine's keys: loss, optimiser, schedule, fine-tuning, train."""
-    o, s, f, t, loss = cfg.optim, cfg.schedule, cfg.finetune, cfg.train, cfg.loss
-    need(o.reference_batch_size >= 1, "optim.reference_batch_size", "must be >= 1")
-    need(
-        o.clip_grad_norm is None or o.clip_grad_norm > 0,
-        "optim.clip_grad_norm",
-        f"must be positive (or null for no clipping), got {o.clip_grad_norm}",
-    )
-    need(all(0 <= b < 1 for b in o.betas), "optim.betas", f"must be in [0, 1), got {o.betas}")
-    need(0 < s.warmup_start_factor <= 1, "schedule.warmup_start_factor", "must be in (0, 1]")
-    need(0 <= s.min_lr_factor <= 1, "schedule.min_lr_factor", "must be in [0, 1]")
-    need(s.step_epochs > 0, "schedule.step_epochs", f"must be positive, got {s.step_epochs}")
-    need(s.gamma > 0, "schedule.gamma", f"must be positive, got {s.gamma}")
-    need(s.power > 0, "schedule.power", f"must be positive, got {s.power}")
-    need(
-        s.name != "multistep" or len(s.milestones) > 0,
-        "schedule.milestones",
-        "needs at least one epoch for schedule.name=multistep, e.g. [30, 60]",
-    )
-    need(
-        list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),
-        "schedule.milestones",
-        f"must be positive epochs in increasing order, got {s.milestones}",
-    )
-    need(loss.focal_gamma >= 0, "loss.focal_gamma", "must be >= 0")
-    need(
-        loss.focal_alpha is None or all(a >= 0 for a in loss.focal_alpha),
-        "loss.focal_alpha",
-        "must be non-negative weights, one per class",
-    )
-    need(loss.dice_smooth >= 0, "loss.dice_smooth", "must be >= 0")
-    need(loss.aux_weight >= 0, "loss.aux_weight", "must be >= 0")
-    for i, term in enumerate(loss.terms):
-        need(term.weight >= 0, f"loss.terms[{i}].weight", f"must be >= 0, got {term.weight}")
-    need(f.trainable_stages >= 0, "finetune.trainable_stages", "must be >= 0")
-    need(f.pretrained_lr_mult >= 0, "finetune.pretrained_lr_mult", "must be >= 0")
-    need(
-        f.unfreeze_after_epochs is None or f.unfreeze_after_epochs >= 1,
-        "finetune.unfreeze_after_epochs",
-        "must be >= 1 (or null for no gradual unfreezing)",
-    )
-    need(t.val_every >= 1, "train.val_every", f"must be >= 1, got {t.val_every}")
-    need(t.log_every >= 1, "train.log_every", f"must be >= 1, got {t.log_every}")
-    need(t.gif_images >= 1, "train.gif_images", "must be >= 1")
-    es = t.early_stopping
-    need(es.patience >= 1, "train.early_stopping.patience", "must be >= 1")
-    need(es.min_delta >= 0, "train.early_stopping.min_delta", "must be >= 0")
-    for key, name in (
-        ("train.best_metric", t.best_metric),
-        ("train.early_stopping.metric", es.metric),
-    ):
-        need(
-            name is None or name.split("/")[0] in ("train", "val", "val_ema") and "/" in name,
-            key,
-            f"must name a logged figure such as val/accuracy, val/miou, val_ema/accuracy or "
-            f"train/loss, got {name!r}",
-        )
-    need(
-        not t.best_metric or not t.best_metric.startswith("val_ema/") or t.ema,
-        "train.best_metric",
-        "names a val_ema/ figure, which needs train.ema=true",
-    )
-    need(
-        cfg.distill.teacher is None or cfg.distill.teacher.strip() != "",
-        "distill.teacher",
-        "must be a run directory or checkpoint path",
+    hint = " (quote it to make it text)" if tp is str and isinstance(value, (int, float)) else ""
+    return ConfigError(
+        f"{source}: '{key}' must be {name}, got {value!r} ({type(value).__name__}){hint}"
     )
 
 
+# --------------------------------------------------------------------------- saving
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
 def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
-    with Path(path).open("w") as f:
-        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    Path(path).write_text(dump_config(cfg))
+
+
+# --------------------------------------------------------------------------- comparing
+RESULT_NEUTRAL_KEYS = frozenset(
+    {
+        # where the run is written and what it is called
+        "name",
+        "output_dir",
+        # where and how fast it computes: the same arithmetic, other kernels or threads
+        # (the last bits may differ; an exact resume needs them unchanged)
+        "device",
+        "deterministic",
+        "train.compile",
+        "train.channels_last",
+        # how the data reaches the model: the same images and labels (worker count and
+        # persistence change which worker draws an augmentation, not its distribution)
+        "data.num_workers",
+        "data.pin_memory",
+        "data.persistent_workers",
+        "data.cache",
+        "data.eval_batch_size",
+        "data.max_image_pixels",
+        # what is written about the run, not what it learns
+        "train.log_every",
+        "train.train_metrics",
+        "train.tensorboard",
+        "train.report",
+        "train.learning_gif",
+        "train.gif_images",
+    }
+)
+"""Dotted keys whose value does not change what a run learns or how it is scored: a
+resumed run may differ from its saved config in these. Every other key changes the
+result (``train.epochs`` too: the schedule spans the whole training)."""
+
+
+def config_differences(
+    saved: ExperimentConfig, new: ExperimentConfig
+) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, saved value, new value)`` for every field that differs, in field
+    order; lists (``loss.terms``) and mappings (``model.options``) compare whole."""
+    old_values = dict(_leaves(saved))
+    return [
+        (key, old_values[key], value) for key, value in _leaves(new) if old_values[key] != value
+    ]
+
+
+def result_changing_differences(
+    saved: ExperimentConfig, new: ExperimentConfig
+) -> list[tuple[str, Any, Any]]:
+    """``config_differences`` less the keys in ``RESULT_NEUTRAL_KEYS``."""
+    return [d for d in config_differences(saved, new) if d[0] not in RESULT_NEUTRAL_KEYS]
+
+
+def _leaves(section: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaves(value, f"{prefix}{f.name}.")
+        elif isinstance(value, list):
+            yield (
+                f"{prefix}{f.name}",
+                [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value],
+            )
+        else:
+            yield f"{prefix}{f.name}", value

@@ -11,7 +11,6 @@ from PIL import Image
 from pixelwise.card import ModelCard
 from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config, save_config
 from pixelwise.engine.build import build_model
 
@@ -20,7 +19,7 @@ from pixelwise.engine.build import build_model
 def untrained_run(tmp_path_factory) -> Path:
     """A run directory as training leaves it, with an untrained model: pictures need no accuracy."""
     run_dir = tmp_path_factory.mktemp("run")
-    cfg = load_config(resolve_config_path("digits"), ["model.options={width: 4, dropout: 0.0}"])
+    cfg = load_config("digits", ["model.options={width: 4, dropout: 0.0}"])
     save_config(cfg, run_dir / "config.yaml")
     names = [str(d) for d in range(10)]
     model = build_model(cfg, len(names))

@@ -12,7 +12,9 @@ from pixelwise.cli import main
 def write_config(tmp_path, root, **data):
     path = tmp_path / "data.yaml"
     block = {"format": "image_folder", "root": str(root), "val_fraction": 0, "test_fraction": 0}
-    path.write_text(yaml.safe_dump({"name": "t", "data": {**block, **data}}))
+    path.write_text(
+        yaml.safe_dump({"name": "t", "task": "classification", "data": {**block, **data}})
+    )
     return path
 
 

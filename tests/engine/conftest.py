@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import ExperimentConfig, load_config
 
 
@@ -28,6 +27,6 @@ def small_digits(tmp_path):
             "data.test_fraction=0.8",
             "model.options={width: 4, dropout: 0.0}",
         ]
-        return load_config(resolve_config_path("digits"), base + list(overrides))
+        return load_config("digits", base + list(overrides))
 
     return make

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from pixelwise.checkpoint import load_checkpoint
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.engine import fit
 from pixelwise.engine.build import build_model, sample_images
@@ -27,7 +26,7 @@ def test_fastnet_whitening_is_initialised_from_the_data_and_stays_frozen(tiny_di
         "model.options={widths: [8, 16, 16]}",
         "optim.lr=0.01",
     ]
-    cfg = load_config(resolve_config_path("digits"), overrides)
+    cfg = load_config("digits", overrides)
     result = fit(cfg)
     whiten = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]["whiten.weight"]
     torch.manual_seed(cfg.seed)
@@ -48,21 +47,21 @@ def test_pretrained_fastnet_keeps_its_whitening_when_fine_tuned(tmp_path, tiny_d
         "train.epochs=1",
         f"model.weights={tmp_path / 'w.pt'}",
     ]
-    result = fit(load_config(resolve_config_path("digits"), overrides))
+    result = fit(load_config("digits", overrides))
     whiten = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]["whiten.weight"]
     assert torch.equal(whiten, pretrained.whiten.weight)  # neither re-initialised nor trained
 
 
 def test_new_classifier_reaches_the_model(tmp_path, tiny_digits_overrides):
-    cfg = load_config(resolve_config_path("digits"), tiny_digits_overrides)
+    cfg = load_config("digits", tiny_digits_overrides)
     source = build_model(cfg, 10)
     torch.save(source.state_dict(), tmp_path / "w.pt")
     kept = load_config(
-        resolve_config_path("digits"),
+        "digits",
         [*tiny_digits_overrides, f"model.weights={tmp_path / 'w.pt'}"],
     )
     fresh = load_config(
-        resolve_config_path("digits"),
+        "digits",
         [*tiny_digits_overrides, f"model.weights={tmp_path / 'w.pt'}", "model.new_classifier=true"],
     )
     assert torch.equal(build_model(kept, 10).fc.weight, source.fc.weight)

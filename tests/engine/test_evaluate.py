@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from pixelwise.checkpoint import load_checkpoint
 from pixelwise.cli import main
-from pixelwise.cli._common import format_figure, resolve_config_path
+from pixelwise.cli._common import format_figure
 from pixelwise.config import load_config
 from pixelwise.engine import evaluate_run, fit
 from pixelwise.engine.evaluate import evaluate
@@ -61,7 +61,7 @@ def digits_run(tmp_path_factory):
     module's tests share it)."""
     out = tmp_path_factory.mktemp("runs")
     cfg = load_config(
-        resolve_config_path("digits"),
+        "digits",
         [
             f"output_dir={out}",
             "train.epochs=2",
@@ -234,14 +234,11 @@ def test_evaluate_keeps_the_training_mode_and_counts_every_sample():
 
 def test_eval_loss_uses_the_run_class_weights(tmp_path, tiny_digits_overrides):
     """With class weights, eval's val loss equals the val/loss training logged."""
-    from pixelwise.cli._common import resolve_config_path
     from pixelwise.config import load_config
     from pixelwise.engine import evaluate_run, fit
 
     weights = "[" + ", ".join(str(1.0 + i) for i in range(10)) + "]"
-    cfg = load_config(
-        resolve_config_path("digits"), [*tiny_digits_overrides, f"data.class_weights={weights}"]
-    )
+    cfg = load_config("digits", [*tiny_digits_overrides, f"data.class_weights={weights}"])
     result = fit(cfg)
     logged = result.history[-1]["val/loss"]
     evaluated = evaluate_run(result.run_dir, split="val", checkpoint="last", write=False)

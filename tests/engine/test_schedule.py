@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
 import torch
 
 from pixelwise.config import OptimConfig, ScheduleConfig
-from pixelwise.engine.schedule import build_scheduler, lr_factor, peak_lr, steps_per_epoch
+from pixelwise.engine.schedule import (
+    build_scheduler,
+    lr_factor,
+    peak_lr,
+    steps_per_epoch,
+    warmup_steps,
+)
 
 
 def test_linear_warmup_then_cosine_to_the_floor():
@@ -71,3 +78,23 @@ def test_scheduler_state_resumes_the_exact_learning_rate():
         assert again_opt.param_groups[0]["lr"] == opt.param_groups[0]["lr"]
     expected = 0.2 * 0.5 * (1 + math.cos(math.pi * (17 - 7) / (35 - 7)))
     assert opt.param_groups[0]["lr"] == pytest.approx(expected)
+
+
+def test_a_warmup_longer_than_half_the_training_is_shortened_with_a_note(caplog, monkeypatch):
+    # a recipe's warmup_epochs=2 with train.epochs=1: warm up over the first half
+    monkeypatch.setattr(logging.getLogger("pixelwise"), "propagate", True)  # the CLI turns it off
+    with caplog.at_level("INFO", logger="pixelwise"):
+        f = lr_factor(ScheduleConfig("cosine", warmup_epochs=2, warmup_start_factor=0.1), 10, 10)
+    assert "schedule.warmup_epochs=2 is more than 50% of the 1-epoch training" in caplog.text
+    assert warmup_steps(ScheduleConfig(warmup_epochs=2), 10, 10) == 5
+    assert f(0) == pytest.approx(0.1)
+    assert f(5) == pytest.approx(1.0)  # the peak, then the cosine decay
+    assert f(10) == pytest.approx(0.0)
+    assert warmup_steps(ScheduleConfig(warmup_epochs=1), 100, 10) == 10  # short ones are kept
+
+
+def test_warmup_fraction_scales_with_the_training():
+    cfg = ScheduleConfig("poly", power=1.0, warmup_fraction=0.23, warmup_start_factor=0.2)
+    assert warmup_steps(cfg, 100, 10) == 23
+    assert warmup_steps(cfg, 1000, 10) == 230
+    assert lr_factor(cfg, 100, 10)(23) == pytest.approx(1.0)

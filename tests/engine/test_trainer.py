@@ -77,9 +77,9 @@ def test_eval_command_prints_figures(tmp_path, tiny_digits_overrides, capsys):
 
 
 def _bundled(name: str):
-    from pixelwise.cli._common import resolve_config_path
+    from pixelwise.config import resolve_config
 
-    return resolve_config_path(name)
+    return resolve_config(name)
 
 
 # --------------------------------------------------------------------------- engine switches

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image, ImageStat
 
 from pixelwise.cli import main
-from pixelwise.cli._common import resolve_config_path
 from pixelwise.config import load_config
 from pixelwise.experiment import run_experiment
 from pixelwise.viz.report import write_report
@@ -44,9 +43,7 @@ def quick_overrides(root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory) -> Path:
-    cfg = load_config(
-        resolve_config_path("digits"), quick_overrides(tmp_path_factory.mktemp("runs"))
-    )
+    cfg = load_config("digits", quick_overrides(tmp_path_factory.mktemp("runs")))
     result, _ = run_experiment(cfg)
     return result.run_dir
 
@@ -141,7 +138,7 @@ def test_segmentation_run_ends_with_a_report_with_overlays_and_the_learning_gif(
         "train.gif_images=4",
         "train.report=true",  # written by the end of training, not by this test
     ]
-    cfg = load_config(resolve_config_path("digits"), overrides)
+    cfg = load_config("digits", overrides)
     result, _ = run_experiment(cfg)
     assert (result.run_dir / "learning.gif").is_file()
     page = parse(result.run_dir / "report.html")

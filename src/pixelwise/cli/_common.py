@@ -1,35 +1,13 @@
-"""Small pieces several commands share: config resolution, checkpoint choice, figure tables."""
+"""Small pieces several commands share: checkpoint choice and figure tables.
+
+Bundled config names are resolved by ``pixelwise.config.resolve_config``."""
 
 from __future__ import annotations
 
 import math
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-
-
-def resolve_config_path(name_or_path: str) -> Path:
-    """A YAML path, or the name of a bundled config (``digits`` -> pixelwise/configs/digits.yaml)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    bundled = (
-        resources.files("pixelwise") / "configs" / f"{name_or_path.removesuffix('.yaml')}.yaml"
-    )
-    if bundled.is_file():
-        return Path(str(bundled))
-    from ..config import ConfigError
-
-    available = sorted(
-        p.name.removesuffix(".yaml")
-        for p in (resources.files("pixelwise") / "configs").iterdir()
-        if p.name.endswith(".yaml")
-    )
-    raise ConfigError(
-        f"config file not found: {name_or_path} (bundled configs: {', '.join(available)})"
-    )
 
 
 def add_checkpoint_choice(parser: Any) -> None:

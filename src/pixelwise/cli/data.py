@@ -11,8 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-from ._common import resolve_config_path
-
 MAX_LISTED = 20
 
 
@@ -58,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace):
     from ..config import load_config
 
-    return load_config(resolve_config_path(args.config), list(args.overrides))
+    return load_config(args.config, list(args.overrides))
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import figures_table, resolve_config_path
+from ._common import figures_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from ..experiment import run_experiment
 
     started = time.perf_counter()
-    cfg = load_config(
-        resolve_config_path("digits"), [f"output_dir={args.output_dir}", *args.overrides]
-    )
+    cfg = load_config("digits", [f"output_dir={args.output_dir}", *args.overrides])
     result, test = run_experiment(cfg)
     elapsed = time.perf_counter() - started
     assert test is not None

@@ -1,11 +1,20 @@
-"""``pixelwise train CONFIG [key=value ...]``"""
+"""``pixelwise train CONFIG [key=value ...] [--run-dir RUN] [--resume [auto]] [--print-config]``"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ._common import figures_table, resolve_config_path
+from ._common import figures_table
+
+
+def _resume_mode(text: str) -> str:
+    if text != "auto":
+        raise argparse.ArgumentTypeError(
+            f"takes 'auto' or nothing, got {text!r}: write --resume (or --resume auto) "
+            "after the config and its key=value overrides"
+        )
+    return text
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +34,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--resume",
+        nargs="?",
+        const=True,
+        type=_resume_mode,
+        metavar="auto",
+        help="continue the run in --run-dir from checkpoints/last.pt; "
+        "'--resume auto' starts fresh where there is no last.pt yet",
+    )
+    p.add_argument(
+        "--print-config",
         action="store_true",
-        help="continue the run in --run-dir from checkpoints/last.pt",
+        help="print the fully resolved config (YAML) and exit",
     )
     p.set_defaults(func=run)
 
@@ -34,24 +52,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..config import load_config
+    from ..config import dump_config, load_config
     from ..errors import MissingFileError, UserError
     from ..experiment import run_experiment
+    from ..log import logger
 
     overrides = list(args.overrides)
-    resume = args.resume or "resume=auto" in overrides
-    overrides = [o for o in overrides if o != "resume=auto"]
+    mode = args.resume
+    if "resume=auto" in overrides:
+        logger.warning("resume=auto is deprecated: write --resume auto")
+        overrides = [o for o in overrides if o != "resume=auto"]
+        mode = mode or "auto"
+    cfg = load_config(args.config, overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
     run_dir = Path(args.run_dir) if args.run_dir else None
+    resume = mode is not None
     if resume:
         if run_dir is None:
             raise UserError("--resume needs --run-dir RUN_DIR (the run to continue)")
         if not (run_dir / "checkpoints" / "last.pt").is_file():
-            if args.resume:
+            if mode != "auto":
                 raise MissingFileError(
-                    f"{run_dir}/checkpoints/last.pt not found: nothing to resume"
+                    f"{run_dir}/checkpoints/last.pt not found: nothing to resume "
+                    "(--resume auto starts fresh instead)"
                 )
-            resume = False  # resume=auto on a fresh run starts from scratch
-    cfg = load_config(resolve_config_path(args.config), overrides)
+            resume = False  # --resume auto on a fresh run starts from scratch
     result, test = run_experiment(cfg, run_dir=run_dir, resume=resume)
     if not result.is_main:  # other torchrun processes: rank 0 reports
         return 0

@@ -6,7 +6,8 @@ Settings in epochs (warmup, step size, milestones) are converted with
 ``steps_per_epoch``, the number of optimiser steps in one epoch.
 
 - warmup: ``f = s + (1 - s) * step / warmup`` times the schedule's value at the end of
-  warmup, ``s = warmup_start_factor``
+  warmup, ``s = warmup_start_factor``; ``warmup`` is ``warmup_fraction`` of all steps,
+  or ``warmup_epochs`` converted and at most half of all steps (``warmup_steps``)
 - cosine: ``f = m + (1 - m) * (1 + cos(pi * p)) / 2``, ``p`` the progress after warmup
   in [0, 1], ``m = min_lr_factor``
 - poly: ``f = m + (1 - m) * (1 - p) ** power`` (the usual segmentation schedule; ``power``
@@ -23,13 +24,18 @@ from collections.abc import Callable
 import torch
 
 from ..config import OptimConfig, ScheduleConfig
+from ..log import logger
+
+MAX_WARMUP_FRACTION = 0.5
+"""A warmup in epochs never takes more than this share of the training, so that a
+recipe's ``warmup_epochs`` still leaves a schedule when ``train.epochs`` is small."""
 
 
 def lr_factor(
     cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int
 ) -> Callable[[int], float]:
     """``f(step)``: the multiplier of the peak learning rate at optimiser step ``step``."""
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    warmup = warmup_steps(cfg, total_steps, steps_per_epoch)
 
     def after_warmup(step: int) -> float:
         progress = min(1.0, max(0.0, (step - warmup) / max(1, total_steps - warmup)))
@@ -54,6 +60,24 @@ def lr_factor(
         return after_warmup(step)
 
     return factor
+
+
+def warmup_steps(cfg: ScheduleConfig, total_steps: int, steps_per_epoch: int) -> int:
+    """Optimiser steps of linear warmup: ``warmup_fraction`` of ``total_steps``, or
+    ``warmup_epochs`` converted, shortened to ``MAX_WARMUP_FRACTION`` of the training
+    (with a note) where it would be longer."""
+    if cfg.warmup_fraction is not None:
+        return round(cfg.warmup_fraction * total_steps)
+    wanted = round(cfg.warmup_epochs * steps_per_epoch)
+    longest = math.floor(MAX_WARMUP_FRACTION * total_steps)
+    if wanted <= longest:
+        return wanted
+    logger.info(
+        f"schedule.warmup_epochs={cfg.warmup_epochs:g} is more than "
+        f"{MAX_WARMUP_FRACTION:.0%} of the {total_steps / steps_per_epoch:g}-epoch training: "
+        f"warming up over the first {longest} of its {total_steps} steps"
+    )
+    return longest
 
 
 def steps_per_epoch(batches: int, accumulate_steps: int) -> int:
