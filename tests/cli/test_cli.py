@@ -72,7 +72,7 @@ def calls(monkeypatch):
         received.append({"cfg": cfg, "run_dir": run_dir, "resume": resume})
         return SimpleNamespace(is_main=False), None
 
-    monkeypatch.setattr(pixelwise.engine, "run_experiment", fake_run_experiment)
+    monkeypatch.setattr(pixelwise.experiment, "run_experiment", fake_run_experiment)
     return received
 
 
