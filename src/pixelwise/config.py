@@ -66,6 +66,7 @@ class DataConfig:
     mean: list[float] | None = None  # None: ImageNet statistics (or 0.5 for one channel)
     std: list[float] | None = None
     mask_mode: Literal["index", "rgb", "binary"] = "index"
+    mask_threshold: float | None = None  # binary: values >= it are foreground; None: midpoint
     palette: str | None = None  # file of RGB colours for mask_mode=rgb
     list_file: str | None = None  # path,label (csv) or image mask pairs (mask_folder)
     mask_suffix: str = ""  # mask file stem = image stem + suffix
@@ -434,6 +435,7 @@ def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:
         f"needs one weight per class (data.num_classes={d.num_classes})",
     )
     need(d.mask_mode != "rgb" or d.palette is not None, "data.mask_mode", "rgb needs data.palette")
+    need(d.mask_threshold is None or d.mask_threshold > 0, "data.mask_threshold", "must be > 0")
     need(
         d.samples_per_class is None or d.samples_per_class >= 1,
         "data.samples_per_class",
