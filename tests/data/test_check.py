@@ -167,3 +167,13 @@ def test_check_names_empty_and_non_image_files(tmp_path):
     found = {(p.kind, p.path.rsplit("/", 1)[-1]) for p in report.errors}
     assert found == {("empty_file", "empty.jpg"), ("not_an_image", "page.jpg")}
     assert report.splits["train"].readable == 4  # the good files are all there
+
+
+def test_stored_values_of_gray_and_colour_masks_are_reported_together():
+    from collections import Counter
+
+    from pixelwise.data.findings import histogram_text, json_histogram
+
+    mixed = Counter({0: 10, 255: 5, (128, 64, 128): 3})
+    assert json_histogram(mixed) == {"0": 10, "255": 5, "128,64,128": 3}
+    assert histogram_text(mixed) == "0: 55.6%, 255: 27.8%, 128,64,128: 16.7%"

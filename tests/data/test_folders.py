@@ -166,7 +166,7 @@ def test_a_class_folder_without_images_is_refused_naming_it(tmp_path):
     (root / "c" / "notes.txt").write_text("to do: download class c")
     (root / "c" / "c.zip").write_bytes(b"PK")
     with pytest.raises(
-        DataError, match=r"/c: no image files \(it holds 2 other entries: c.zip, notes.txt"
+        DataError, match=r"/c: no image files \(it holds 2 entries: c.zip, notes.txt"
     ):
         build(cfg)
     cfg.data.class_names = ["a", "b", "c"]  # listed explicitly: kept, with a warning
@@ -181,7 +181,13 @@ def test_class_folders_holding_only_non_images_are_named_not_split(tmp_path):
             (tmp_path / name).mkdir(exist_ok=True)
             (tmp_path / name / f"{i}.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
     cfg = make_config(format="image_folder", root=str(tmp_path), on_error="skip")
-    with pytest.raises(
-        DataError, match=r"/cats: no image files \(it holds 3 other entries: 0.heic"
-    ):
+    with pytest.raises(DataError, match=r"/cats: no image files \(it holds 3 entries: 0.heic"):
+        build(cfg)
+
+
+def test_images_without_class_folders_are_explained(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"{i}.png", pixels(4, 4, seed=i))
+    cfg = make_config(format="image_folder", root=str(tmp_path))
+    with pytest.raises(DataError, match=r"no class folders in .* \(it holds 3 entries: 0.png"):
         build(cfg)

@@ -167,7 +167,10 @@ def histogram_text(histogram: Counter, shown: int = 8) -> str:
 
 
 def json_histogram(histogram: Counter) -> dict[str, int]:
-    return {_value_text(v): n for v, n in sorted(histogram.items())}
+    """Keys as text (``"255"``, colours ``"r,g,b"``), values first, then colours (a dataset
+    may mix grayscale and RGB mask files)."""
+    ordered = sorted(histogram.items(), key=lambda kv: (isinstance(kv[0], tuple), kv[0]))
+    return {_value_text(v): n for v, n in ordered}
 
 
 def _value_text(value: Any) -> str:

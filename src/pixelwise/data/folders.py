@@ -80,6 +80,12 @@ def build_image_folder(
         split_dirs = {cfg.train_split: root}  # class folders directly under root
     problems = ProblemLog(cfg.on_error)
     class_names = class_folder_names(split_dirs[cfg.train_split])
+    if not class_names:
+        raise DataError(
+            f"data.root={cfg.root}: no class folders in {split_dirs[cfg.train_split]} "
+            f"({folder_contents(split_dirs[cfg.train_split])}); data.format=image_folder "
+            "reads root/<class>/*.jpg or root/train/<class>/*.jpg"
+        )
     class_to_idx = {name: i for i, name in enumerate(class_names)}
     own: dict[str, Dataset] = {}
     for name, folder in split_dirs.items():
@@ -123,14 +129,13 @@ def empty_class(folder: Path, training: bool, cfg: DataConfig, problems: Problem
 
 
 def folder_contents(folder: Path, shown: int = 3) -> str:
-    """ "the folder is empty", or how many entries of which names a folder without image
-    files holds."""
+    """What a folder without image files holds, for messages."""
     entries = sorted(p.name for p in folder.iterdir())
     if not entries:
         return "the folder is empty"
     names = ", ".join(entries[:shown]) + (", ..." if len(entries) > shown else "")
     extensions = ", ".join(IMAGE_EXTENSIONS)
-    return f"it holds {len(entries)} other entries: {names}; image files end in {extensions}"
+    return f"it holds {len(entries)} entries: {names}; image files end in {extensions}"
 
 
 class ImageLister:
