@@ -97,6 +97,7 @@ class DataConfig:
     mean: list[float] | None = None  # None: ImageNet statistics (or 0.5 for one channel)
     std: list[float] | None = None
     mask_mode: Literal["index", "rgb", "binary"] = "index"
+    mask_threshold: float | None = None  # binary: values >= it are foreground; None: midpoint
     palette: str | None = None  # file of RGB colours for mask_mode=rgb
     list_file: str | None = None  # path,label (csv) or image mask pairs (mask_folder)
     mask_suffix: str = ""  # mask file stem = image stem + suffix
@@ -179,6 +180,9 @@ class DataConfig:
             self.mask_mode != "rgb" or self.palette is not None,
             "mask_mode",
             "rgb needs data.palette",
+        )
+        need(
+            self.mask_threshold is None or self.mask_threshold > 0, "mask_threshold", "must be > 0"
         )
         need(
             self.samples_per_class is None or self.samples_per_class >= 1,

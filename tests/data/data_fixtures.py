@@ -131,3 +131,19 @@ def voc_tree(root: Path, train: int = 3, val: int = 2, size: tuple[int, int] = (
             image.save(base / "SegmentationClass" / f"{image_id}.png")
         (sets / f"{split}.txt").write_text("\n".join(ids) + "\n")
     return root
+
+
+def disk_mask(height: int, width: int, seed: int = 0, value: int = 255) -> np.ndarray:
+    """A 0/``value`` mask of one disk, whose edges JPEG compression smears (blocks aligned
+    to JPEG's 8x8 grid would survive it exactly)."""
+    yy, xx = np.mgrid[:height, :width]
+    cy, cx, r = height // 3 + seed, width // 3 + 2 * seed, min(height, width) // 4 + seed
+    return (((yy - cy) ** 2 + (xx - cx) ** 2) <= r * r).astype(np.uint8) * value
+
+
+def jpeg_mask_pairs(root: Path, count: int = 3, size: tuple[int, int] = (30, 40)) -> Path:
+    """A binary dataset whose 0/255 masks were saved as JPEG: images/*.jpg, masks/*.jpg."""
+    for i in range(count):
+        save(root / "images" / f"{i}.jpg", pixels(*size, seed=i))
+        save(root / "masks" / f"{i}.jpg", disk_mask(*size, seed=i))
+    return root

@@ -132,4 +132,62 @@ def test_on_error_skip_skips_logs_and_counts(tmp_path):
     assert all(image.shape == (3, 8, 10) for image, _ in items)
     skipped = skipped_files(run_dir)
     assert list(skipped) == [str(tmp_path / "data" / "train" / "a" / "001.png")]
-    assert "corrupt" in next(iter(skipped.values())) or "cannot" in next(iter(skipped.values()))
+    assert "001.png: not an image" in next(iter(skipped.values()))
+
+
+def test_a_folder_link_back_into_the_dataset_lists_nothing_twice(tmp_path):
+    # class_a/loop -> .. listed class_a's images again under loop/class_a/loop/... up to
+    # the system's limit of nested links, and carved copies of them into val
+    root = class_folders(tmp_path / "data", {"class_a": 4, "class_b": 4})
+    (root / "class_a" / "loop").symlink_to("..")
+    (root / "class_b" / "same.png").symlink_to(root / "class_a" / "000.png")
+    outside = class_folders(tmp_path / "elsewhere", {"extra": 2})  # a link out: followed
+    (root / "class_b" / "more").symlink_to(outside / "extra")
+    cfg = make_config(format="image_folder", root=str(root), val_fraction=0.25, test_fraction=0)
+    splits, names = build(cfg)
+    assert names == ["class_a", "class_b"]
+    listed = [
+        p for s in ("train", "val") for p in (splits[s].dataset.paths[i] for i in splits[s].indices)
+    ]
+    assert len(listed) == len(set(listed)) == 10  # every real image once, nothing lost
+    assert sum("/loop/" in p for p in listed) == 0 and sum("/more/" in p for p in listed) == 2
+    kinds = {(p.kind, p.path.rsplit("/", 1)[-1]) for p in splits["train"].dataset.problems}
+    assert kinds == {("link_loop", "loop"), ("duplicate_file", "same.png")}
+
+
+def test_a_class_folder_without_images_is_refused_naming_it(tmp_path):
+    root = class_folders(tmp_path / "data", {"a": 3, "b": 3})
+    (root / "c").mkdir()
+    cfg = make_config(format="image_folder", root=str(root), val_fraction=0, test_fraction=0)
+    with pytest.raises(
+        DataError, match=r"/c: no image files \(the folder is empty\), so class 'c'"
+    ):
+        build(cfg)
+    (root / "c" / "notes.txt").write_text("to do: download class c")
+    (root / "c" / "c.zip").write_bytes(b"PK")
+    with pytest.raises(
+        DataError, match=r"/c: no image files \(it holds 2 entries: c.zip, notes.txt"
+    ):
+        build(cfg)
+    cfg.data.class_names = ["a", "b", "c"]  # listed explicitly: kept, with a warning
+    splits, names = build(cfg)
+    assert names == ["a", "b", "c"] and len(splits["train"]) == 6
+    assert [p.kind for p in splits["train"].problems] == ["empty_class"]
+
+
+def test_class_folders_holding_only_non_images_are_named_not_split(tmp_path):
+    for name in ("cats", "dogs"):
+        for i in range(3):
+            (tmp_path / name).mkdir(exist_ok=True)
+            (tmp_path / name / f"{i}.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    cfg = make_config(format="image_folder", root=str(tmp_path), on_error="skip")
+    with pytest.raises(DataError, match=r"/cats: no image files \(it holds 3 entries: 0.heic"):
+        build(cfg)
+
+
+def test_images_without_class_folders_are_explained(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"{i}.png", pixels(4, 4, seed=i))
+    cfg = make_config(format="image_folder", root=str(tmp_path))
+    with pytest.raises(DataError, match=r"no class folders in .* \(it holds 3 entries: 0.png"):
+        build(cfg)

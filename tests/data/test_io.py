@@ -66,6 +66,28 @@ def test_corrupt_file_is_an_error_naming_it(tmp_path, content):
         read_image(path)
 
 
+@pytest.mark.parametrize(
+    "content,says",
+    [
+        (b"", "empty file (0 bytes)"),
+        (
+            b"<!DOCTYPE html><html><body>404 Not Found",
+            "not an image (40 bytes of text starting '<!DOCTYPE html>",
+        ),
+        (b"PK\x03\x04" + bytes(60), "not an image (64 bytes starting 50 4b 03 04"),
+    ],
+)
+@pytest.mark.parametrize("name", ["x.jpg", "x.png", "x.bmp"])
+def test_empty_and_non_image_files_say_so_naming_the_file(tmp_path, content, says, name):
+    path = tmp_path / name
+    path.write_bytes(content)
+    for read in (read_image, read_mask_values, image_size):
+        with pytest.raises(DataError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert message.startswith(f"{path}: {says}") and "BytesIO" not in message
+
+
 def test_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="nope.jpg"):
         read_image(tmp_path / "nope.jpg")

@@ -5,7 +5,15 @@ import json
 import numpy as np
 import pytest
 import torch
-from data_fixtures import blocks_mask, make_config, mask_pairs, pixels, save
+from data_fixtures import (
+    blocks_mask,
+    disk_mask,
+    jpeg_mask_pairs,
+    make_config,
+    mask_pairs,
+    pixels,
+    save,
+)
 from PIL import Image
 
 from pixelwise.data import FORMATS
@@ -87,6 +95,68 @@ def test_binary_masks_map_255_to_one_not_to_ignore(tmp_path):
     splits, _ = build(seg(root=str(tmp_path), mask_mode="binary", mask_ignore_values=[128]))
     mask = splits["train"][0][1]
     assert mask[0].tolist() == [255, 1, 1, 0] and mask[1].tolist() == [0, 1, 1, 0]
+
+
+def test_binary_jpeg_masks_are_thresholded_at_the_midpoint(tmp_path):
+    # JPEG smears each 0/255 edge into a halo of small values; counting every non-zero
+    # value as foreground doubled these disks
+    jpeg_mask_pairs(tmp_path, count=3)
+    train = build(seg(root=str(tmp_path), mask_mode="binary"))[0]["train"]
+    for i in range(3):
+        truth = torch.from_numpy(disk_mask(30, 40, seed=i) // 255)
+        assert torch.equal(train[i][1].as_subclass(torch.Tensor), truth)  # nothing lost
+    old_rule = build(seg(root=str(tmp_path), mask_mode="binary", mask_threshold=1))[0]["train"]
+    assert int(old_rule[0][1].sum()) > int(train[0][1].sum()) * 3 // 2  # the halo, by choice
+
+
+def test_binary_threshold_keeps_zero_one_masks_and_ignored_values(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(2, 4))
+    values = np.array([[0, 1, 1, 9], [1, 0, 9, 0]], dtype=np.uint8)  # 0/1 masks, 9: ignore
+    save(tmp_path / "masks" / "a.png", values)
+    train = build(seg(root=str(tmp_path), mask_mode="binary", mask_ignore_values=[9]))[0]["train"]
+    assert train[0][1].tolist() == [[0, 1, 1, 255], [1, 0, 255, 0]]
+    train = build(seg(root=str(tmp_path), mask_mode="binary", mask_threshold=5))[0]["train"]
+    assert train[0][1].tolist() == [[0, 0, 0, 1], [0, 0, 1, 0]]
+
+
+def test_mask_threshold_must_be_positive():
+    from pixelwise.config import ConfigError
+
+    with pytest.raises(ConfigError, match="'data.mask_threshold' must be > 0"):
+        seg(mask_mode="binary", mask_threshold=0)
+
+
+def test_images_and_masks_in_one_folder_told_apart_by_a_suffix(tmp_path):
+    mask_pairs(tmp_path, ["a", "b"], image_dir="data", mask_dir="data", suffix="_mask")
+    cfg = seg(root=str(tmp_path), num_classes=3, image_dir="data", mask_dir="data")
+    with pytest.raises(DataError, match="set data.mask_suffix"):
+        build(cfg)
+    cfg.data.mask_suffix = "_mask"
+    train = build(cfg)[0]["train"]
+    assert [p.rsplit("/", 1)[-1] for p in train.images] == ["a.jpg", "b.jpg"]
+    assert [p.rsplit("/", 1)[-1] for p in train.masks] == ["a_mask.png", "b_mask.png"]
+
+
+def test_names_that_do_not_pair_are_shown_with_the_keys_that_pair_them(tmp_path):
+    for i in (21, 22, 23, 24):  # DRIVE: 21_training.tif with 21_manual1.gif
+        save(tmp_path / "images" / f"{i}_training.tif", pixels(6, 6))
+        save(tmp_path / "masks" / f"{i}_manual1.gif", np.zeros((6, 6), dtype=np.uint8))
+    cfg = seg(root=str(tmp_path), mask_mode="binary", val_fraction=0.25)
+    for on_error in ("raise", "skip"):  # data check builds with skip
+        cfg.data.on_error = on_error
+        with pytest.raises(DataError) as caught:
+            build(cfg)
+        message = str(caught.value)
+        assert "\n" not in message and "no image/mask pairs" in message
+        assert "21_training.tif, 22_training.tif, 23_training.tif" in message
+        assert "21_manual1.gif" in message and "'_training'" in message
+        assert "data.list_file" in message and "data.mask_suffix" in message
+
+
+def test_a_missing_mask_suffix_is_suggested(tmp_path):
+    mask_pairs(tmp_path, ["a", "b"], suffix="_mask")
+    with pytest.raises(DataError, match="data.mask_suffix: '_mask' would pair 2 of 2"):
+        build(seg(root=str(tmp_path), num_classes=3))
 
 
 def test_rgb_masks_with_a_text_palette_and_an_ignore_colour(tmp_path):

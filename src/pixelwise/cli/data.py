@@ -98,20 +98,45 @@ def format_check(report) -> str:
     if report.task == "segmentation":
         row = "  ".join(f"{report.splits[n].ignored_pixels:>12,}" for n in names)
         lines.append(f"  {'(ignored)':<{width}}  {row}")
-    lines.append("")
-    for label, problems in (("errors", report.errors), ("warnings", report.warnings)):
+    lines += [""] + _file_lines(report)
+    quiet = [p for p in report.warnings if not p.loud]
+    for label, problems in (("errors", report.errors), ("warnings", quiet)):
         if problems:
-            lines.append(f"  {len(problems)} {label}:")
+            lines.append(f"  {len(problems)} {label[:-1]}(s):")
             for p in problems[:MAX_LISTED]:
                 lines.append(f"    [{p.kind}] {p.message}")
             if len(problems) > MAX_LISTED:
                 lines.append(f"    ... {len(problems) - MAX_LISTED} more (--json PATH lists all)")
-    lines.append(
-        "OK: nothing found that would break training"
-        if report.ok
-        else f"FAILED: {len(report.errors)} problem(s) would break training"
-    )
+    lines += [f"WARNING: [{p.kind}] {p.message}" for p in report.loud]
+    if not report.ok:
+        lines.append(f"FAILED: {len(report.errors)} problem(s) would break training")
+    elif report.loud:
+        lines.append(
+            "OK: nothing found that would break training, but the figures would be "
+            "meaningless until the WARNING above is fixed"
+        )
+    else:
+        lines.append("OK: nothing found that would break training")
     return "\n".join(lines)
+
+
+def _file_lines(report) -> list[str]:
+    """Per split: file kinds (format and mode) and the most common stored mask values."""
+    from ..data.findings import histogram_text
+
+    lines = []
+    for name, split in report.splits.items():
+        for label, counter in (
+            ("image files", split.image_kinds),
+            ("mask files", split.mask_kinds),
+        ):
+            if counter:
+                kinds = ", ".join(f"{kind} ({n:,})" for kind, n in counter.most_common(4))
+                more = len(counter) - 4
+                lines.append(f"  {name} {label}: {kinds}" + (f", {more} more" if more > 0 else ""))
+        if split.mask_values:
+            lines.append(f"  {name} stored mask values: {histogram_text(split.mask_values)}")
+    return lines + [""] if lines else lines
 
 
 def run_stats(args: argparse.Namespace) -> int:
@@ -143,6 +168,8 @@ def run_stats(args: argparse.Namespace) -> int:
             f"  {name:<{width}}  {stats.class_counts[c]:>12,}  "
             f"{stats.class_frequency[c]:>9.4f}  {weights}"
         )
+    for problem in stats.problems:
+        print(f"{'WARNING' if problem.loud else 'warning'}: [{problem.kind}] {problem.message}")
     print(f"\nwritten to {out}; use it with")
     if stats.mean is not None:
         mean, std = (json.dumps(v, separators=(",", ":")) for v in (stats.mean, stats.std))

@@ -33,6 +33,19 @@ class Problem:
     path: str
     message: str
     severity: str = "error"
+    loud: bool = False  # a warning that makes the figures meaningless (copies across splits)
+
+
+@dataclass
+class FileFacts:
+    """What ``data check`` reports about an item's files besides their pixels: the kind
+    of each file (format and mode, ``"JPEG RGB"``) and the values a mask file stores
+    before decoding (stored value, or ``(r, g, b)`` colour, -> pixels)."""
+
+    image_kind: str | None = None
+    mask_kind: str | None = None
+    mask_values: dict[Any, int] | None = None
+    mask_path: str | None = None
 
 
 class RawDataset(Dataset):
@@ -58,6 +71,16 @@ class RawDataset(Dataset):
     def describe(self, index: int) -> str:
         """The file(s) behind item ``index``, for messages."""
         return f"item {index}"
+
+    def inspect(
+        self, index: int, with_image: bool = True
+    ) -> tuple[tv_tensors.Image | None, Any, FileFacts]:
+        """``load`` (or ``load_target`` without the image) plus the files' facts, strictly;
+        formats with files override it to report them."""
+        if with_image:
+            image, target = self.load(index)
+            return image, target, FileFacts()
+        return None, self.load_target(index), FileFacts()
 
     def load_target(self, index: int) -> Any:
         """The target alone (a label without I/O; a mask without decoding the image)."""

@@ -1,11 +1,15 @@
-"""``pixelwise data check``: read every file once and report what would break training.
+"""``pixelwise data check``: read every file once and report what would break training,
+and what would make its figures wrong.
 
 Reported: items per split and per class (pixels per class for segmentation), image
-sizes, unreadable or truncated files, images above ``data.max_image_pixels``, images
-without a mask and masks without an image, masks whose size differs from their image,
-mask values that are neither a class nor ``ignore_index``, and class names that differ
-between splits. ``ok`` is False when any of them is an error (warnings: masks without
-images, classes absent from a split).
+sizes, file kinds (format and mode) and stored mask values per split; errors:
+unreadable, empty, truncated or non-image files, images above
+``data.max_image_pixels``, images without a mask, masks whose size differs from their
+image, mask values that are neither a class nor ``ignore_index``, class names that
+differ between splits. ``ok`` is False when any of them is an error. Warnings (masks
+without images, classes absent from a split, folder links not followed, and the
+``findings``: copies of images, lossy masks, masks with more values than classes, rare
+file kinds) leave it True; ``loud`` lists those that make the figures meaningless.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from typing import Any
 
 from ..config import ExperimentConfig
 from .base import Problem, base_datasets, task_of
-from .scan import scan_split
+from .findings import (
+    duplicate_problems,
+    json_histogram,
+    mask_problems,
+    rare_kind_problems,
+    stored_histogram,
+)
+from .masks import MaskDecoder
+from .scan import ItemSummary, scan_split
 
 
 @dataclass
@@ -29,6 +41,12 @@ class SplitReport:
     images_with_class: list[int]  # segmentation: images in which each class appears
     ignored_pixels: int
     sizes: Counter = field(default_factory=Counter)  # (height, width) -> images
+    image_kinds: Counter = field(default_factory=Counter)  # "JPEG RGB" -> files
+    mask_kinds: Counter = field(default_factory=Counter)  # "PNG L" -> files
+    mask_values: Counter = field(default_factory=Counter)  # stored mask value -> pixels
+
+
+_COUNTERS = ("sizes", "image_kinds", "mask_kinds", "mask_values")
 
 
 @dataclass
@@ -50,6 +68,11 @@ class CheckReport:
         return [p for p in self.problems if p.severity != "error"]
 
     @property
+    def loud(self) -> list[Problem]:
+        """Warnings that make the figures meaningless (printed as WARNING lines)."""
+        return [p for p in self.problems if p.loud]
+
+    @property
     def ok(self) -> bool:
         return not self.errors
 
@@ -62,8 +85,11 @@ class CheckReport:
             "class_names": self.class_names,
             "splits": {
                 name: {
-                    **{k: v for k, v in dataclasses.asdict(s).items() if k != "sizes"},
+                    **{k: v for k, v in dataclasses.asdict(s).items() if k not in _COUNTERS},
                     "sizes": {f"{h}x{w}": n for (h, w), n in s.sizes.most_common()},
+                    "image_kinds": dict(s.image_kinds.most_common()),
+                    "mask_kinds": dict(s.mask_kinds.most_common()),
+                    "mask_values": json_histogram(s.mask_values),
                 }
                 for name, s in self.splits.items()
             },
@@ -91,6 +117,7 @@ def check_data(
                     problems.append(problem)
     workers = cfg.data.num_workers if num_workers is None else num_workers
     reports = {}
+    good: dict[str, list[ItemSummary]] = {}
     num_classes = len(class_names)
     for name, split in raw.items():
         scan = scan_split(
@@ -118,8 +145,19 @@ def check_data(
         for item in scan.errors:
             problems.append(Problem(item.error_kind or "unreadable", item.path, item.error or ""))
         reports[name] = SplitReport(
-            name, len(scan.items), len(scan.good), counts, present, ignored, sizes
+            name,
+            len(scan.items),
+            len(scan.good),
+            counts,
+            present,
+            ignored,
+            sizes,
+            Counter(i.image_kind for i in scan.good if i.image_kind is not None),
+            Counter(i.mask_kind for i in scan.good if i.mask_kind is not None),
+            stored_histogram(scan.good),
         )
+        good[name] = scan.good
+        problems += rare_kind_problems(name, scan.good)
         if not scan.items:
             problems.append(Problem("empty_split", name, f"split {name!r} has no items"))
         elif name == cfg.data.train_split:
@@ -134,6 +172,18 @@ def check_data(
                         "warning",
                     )
                 )
+    problems += duplicate_problems(good)
+    decoder = next(
+        (b.decoder for s in raw.values() for b in base_datasets(s) if _has_masks(b)), None
+    )
+    if decoder is not None:
+        problems += mask_problems(
+            [i for items in good.values() for i in items], decoder, num_classes
+        )
     return CheckReport(
         cfg.data.format, cfg.data.root, task, class_names, reports, problems, limit is not None
     )
+
+
+def _has_masks(dataset: Any) -> bool:
+    return isinstance(getattr(dataset, "decoder", None), MaskDecoder)

@@ -6,7 +6,10 @@
     root/<class>/*.jpg                                                        (one pool)
 
 Class names are the sorted folder names of the training split, as torchvision's
-``ImageFolder`` has them. ``csv``: ``data.list_file`` lines ``path,label`` (a header line
+``ImageFolder`` has them; files are listed in its order too, but each real file once
+(``ImageLister``: a folder link back into the dataset is not followed). A training class
+folder without image files is refused, naming it, unless ``data.class_names`` lists the
+classes. ``csv``: ``data.list_file`` lines ``path,label`` (a header line
 starting with ``path``/``file``/``image`` is skipped), label a class name or an index;
 paths relative to ``data.root`` (or to the list's folder). ``{split}`` in the list file's
 name gives one list per split (``{split}.csv`` -> ``train.csv``, ``val.csv``, ...).
@@ -15,15 +18,15 @@ name gives one list per split (``{split}.csv`` -> ``train.csv``, ``val.csv``, ..
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
-from torchvision.datasets.folder import find_classes, make_dataset
 
 from ..config import DataConfig
-from .base import ProblemLog, RawDataset, require_root
-from .io import IMAGE_EXTENSIONS, DataError, check_channels, read_image
+from .base import FileFacts, ProblemLog, RawDataset, require_root
+from .io import IMAGE_EXTENSIONS, DataError, check_channels, image_kind, is_image_file, read_image
 from .splits import carve_missing_splits
 
 _HEADER_WORDS = ("path", "file", "filename", "image", "image_path")
@@ -45,6 +48,14 @@ class ImageFiles(RawDataset):
     def load(self, index: int) -> tuple[tv_tensors.Image, int]:
         image = read_image(self.paths[index], self.in_channels, self.max_pixels)
         return tv_tensors.Image(image), self.labels[index]
+
+    def inspect(
+        self, index: int, with_image: bool = True
+    ) -> tuple[tv_tensors.Image | None, int, FileFacts]:
+        image, label, facts = super().inspect(index, with_image)
+        if with_image:
+            facts.image_kind = image_kind(self.paths[index])
+        return image, label, facts
 
     def describe(self, index: int) -> str:
         return self.paths[index]
@@ -68,16 +79,27 @@ def build_image_folder(
     if cfg.train_split not in split_dirs:
         split_dirs = {cfg.train_split: root}  # class folders directly under root
     problems = ProblemLog(cfg.on_error)
-    class_names, class_to_idx = find_classes(split_dirs[cfg.train_split])
+    class_names = class_folder_names(split_dirs[cfg.train_split])
+    if not class_names:
+        raise DataError(
+            f"data.root={cfg.root}: no class folders in {split_dirs[cfg.train_split]} "
+            f"({folder_contents(split_dirs[cfg.train_split])}); data.format=image_folder "
+            "reads root/<class>/*.jpg or root/train/<class>/*.jpg"
+        )
+    class_to_idx = {name: i for i, name in enumerate(class_names)}
     own: dict[str, Dataset] = {}
     for name, folder in split_dirs.items():
-        names, _ = find_classes(folder)
+        names = class_folder_names(folder)
         check_class_names(class_names, names, name, folder, problems)
-        known = {c: class_to_idx[c] for c in names if c in class_to_idx}
-        samples = make_dataset(folder, known, extensions=IMAGE_EXTENSIONS, allow_empty=True)
-        empty = sorted(set(known) - {Path(p).parent.name for p, _ in samples})
-        for cls in empty:
-            problems.add("empty_class", folder / cls, f"{folder / cls}: no image files", "warning")
+        samples: list[tuple[str, int]] = []
+        lister = ImageLister(root, problems)
+        for cls in names:
+            if cls not in class_to_idx:
+                continue
+            files = lister.images(folder / cls)
+            if not files:
+                empty_class(folder / cls, name == cfg.train_split, cfg, problems)
+            samples += [(f, class_to_idx[cls]) for f in files]
         own[name] = ImageFiles(samples, cfg.in_channels, cfg.max_image_pixels)
         if not samples:
             problems.add("empty_split", folder, f"{folder}: no image files in any class folder")
@@ -85,6 +107,108 @@ def build_image_folder(
         dataset.problems = list(problems)  # type: ignore[attr-defined]
     problems.summarize(str(root))
     return carve_missing_splits(own, cfg, seed, split_file), class_names
+
+
+def class_folder_names(folder: Path) -> list[str]:
+    """Sorted names of the folders (or links to folders) in ``folder``, as torchvision's
+    ``find_classes``."""
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+
+
+def empty_class(folder: Path, training: bool, cfg: DataConfig, problems: ProblemLog) -> None:
+    """A class folder without images: in the training split an error (a class that cannot
+    be learned) unless ``data.class_names`` lists the classes; elsewhere a warning."""
+    contents = folder_contents(folder)
+    if training and cfg.class_names is None:
+        raise DataError(
+            f"{folder}: no image files ({contents}), so class {folder.name!r} has nothing to "
+            "learn from; add its images, remove the folder, or list every class in "
+            "data.class_names to train with it anyway"
+        )
+    problems.add("empty_class", folder, f"{folder}: no image files ({contents})", "warning")
+
+
+def folder_contents(folder: Path, shown: int = 3) -> str:
+    """What a folder without image files holds, for messages."""
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return "the folder is empty"
+    names = ", ".join(entries[:shown]) + (", ..." if len(entries) > shown else "")
+    extensions = ", ".join(IMAGE_EXTENSIONS)
+    return f"it holds {len(entries)} entries: {names}; image files end in {extensions}"
+
+
+class ImageLister:
+    """Image files under class folders, each real file once.
+
+    Links are followed (a dataset assembled from links to another disk is common), but a
+    directory link that leads back into the dataset (``class_a/loop -> ..``) is not: it
+    would list the same files again under another name, up to the system's limit of
+    nested links, and copies would land in every carved split. A file reached a second
+    time through a link is listed once, where it was first found. Both are warnings.
+    Order: as torchvision's ``make_dataset`` (folders, then files, sorted by path).
+    """
+
+    def __init__(self, tree: Path, problems: ProblemLog) -> None:
+        self.tree = Path(os.path.realpath(tree))
+        self.problems = problems
+        self.seen_files: dict[str, str] = {}  # real path -> where it was listed
+
+    def images(self, top: Path) -> list[str]:
+        by_folder: dict[str, list[tuple[str, str]]] = {}  # folder -> (name, real path)
+        seen_dirs: set[str] = set()
+        pending = [top]
+        while pending:
+            folder = pending.pop()
+            real_folder = os.path.realpath(folder)
+            if real_folder in seen_dirs:
+                continue
+            seen_dirs.add(real_folder)
+            files = by_folder.setdefault(str(folder), [])
+            for entry in os.scandir(folder):
+                if entry.is_dir():
+                    if not (entry.is_symlink() and self._leads_into_tree(Path(entry.path))):
+                        pending.append(Path(entry.path))
+                elif is_image_file(entry.name):  # broken links too: check reports them
+                    real = (
+                        os.path.realpath(entry.path)
+                        if entry.is_symlink()
+                        else os.path.join(real_folder, entry.name)
+                    )
+                    files.append((entry.name, real))
+        listed = []  # strings: a Path per file costs more than the whole listing
+        for folder in sorted(by_folder):
+            for name, real in sorted(by_folder[folder]):
+                path = os.path.join(folder, name)
+                if self._first_time(path, real):
+                    listed.append(path)
+        return listed
+
+    def _leads_into_tree(self, link: Path) -> bool:
+        target = Path(os.path.realpath(link))
+        inside = target == self.tree or self.tree in target.parents
+        if inside or target in self.tree.parents:
+            self.problems.add(
+                "link_loop",
+                link,
+                f"{link}: a folder link back into the dataset ({target}); not followed, so "
+                "its files are not listed twice",
+                "warning",
+            )
+            return True
+        return False
+
+    def _first_time(self, path: str, real: str) -> bool:
+        first = self.seen_files.setdefault(real, path)
+        if first == path:
+            return True
+        self.problems.add(
+            "duplicate_file",
+            path,
+            f"{path}: the same file as {first} (a link); listed once",
+            "warning",
+        )
+        return False
 
 
 def check_class_names(

@@ -6,6 +6,10 @@ anything else PIL opens go through PIL. Every file is first opened lazily with P
 which reads only the header, so that an image above ``max_pixels`` (a decompression
 bomb: a few kilobytes that decode to gigabytes) is refused before it is decoded.
 
+A zero-byte file is an "empty file" and a file no decoder recognises "not an image"
+(with what it starts with: an HTML error page saved under an image's name is common),
+each naming the file.
+
 torchvision 0.29 deprecates its decoders in favour of TorchCodec (not a dependency here);
 that one warning is silenced, and ``_decode_with_pil`` is the fallback when they go.
 torchvision's palette-PNG-to-RGBA conversion misplaces channels, so that case uses PIL.
@@ -67,6 +71,18 @@ class ImageTooLargeError(DataError):
     kind = "too_large"
 
 
+class NotAnImageError(DataError):
+    """A file with an image's name that holds something else (an HTML error page, text)."""
+
+    kind = "not_an_image"
+
+
+class EmptyFileError(DataError):
+    """A zero-byte file (an interrupted download or copy)."""
+
+    kind = "empty_file"
+
+
 class MaskSizeError(DataError):
     kind = "size_mismatch"
 
@@ -106,6 +122,11 @@ def _open_header(data: bytes, path: Path, max_pixels: int) -> Image.Image:
             image = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as err:
         raise ImageTooLargeError(f"{path}: refused, {err}") from err
+    except Image.UnidentifiedImageError as err:
+        raise NotAnImageError(
+            f"{path}: not an image ({_first_bytes(data)}: no image format PIL knows); "
+            "replace it with the picture or remove it"
+        ) from err
     except Exception as err:  # PIL raises several types for unknown or broken headers
         raise DataError(f"{path}: cannot read image ({type(err).__name__}: {err})") from err
     _refuse_large(path, *image.size, max_pixels)
@@ -142,9 +163,30 @@ def jpeg_or_png_header(data: bytes) -> tuple[str, int, int, bool] | None:
 
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        data = path.read_bytes()
     except OSError as err:
         raise DataError(f"{path}: cannot read file ({err.strerror or err})") from err
+    if not data:
+        raise EmptyFileError(f"{path}: empty file (0 bytes); copy it again or remove it")
+    return data
+
+
+def _first_bytes(data: bytes) -> str:
+    """What a non-image file starts with, for the message: its text, or its bytes in hex."""
+    head = data[:40]
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        text = " ".join(head.decode("ascii").split())
+        return f"{len(data):,} bytes of text starting {text[:30]!r}"
+    return f"{len(data):,} bytes starting {head[:8].hex(' ')}"
+
+
+def image_kind(path: str | Path) -> str:
+    """``"JPEG RGB"``: a file's format and PIL mode, from its header alone."""
+    try:
+        with Image.open(path) as image:
+            return f"{image.format} {image.mode}"
+    except Exception:  # a file that decoded once but whose header PIL rejects: say so
+        return "unknown"
 
 
 def image_size(path: str | Path, max_pixels: int = 89_478_485) -> tuple[int, int]:
@@ -211,9 +253,16 @@ def _decode_with_pil(image: Image.Image, in_channels: int) -> torch.Tensor:
 def read_mask_values(path: str | Path, max_pixels: int = 89_478_485) -> torch.Tensor:
     """A mask file's stored values, unconverted: (H, W) for palette or grayscale files
     (palette indices, not colours), (3, H, W) for RGB; alpha is dropped."""
+    return read_mask_file(path, max_pixels)[0]
+
+
+def read_mask_file(path: str | Path, max_pixels: int = 89_478_485) -> tuple[torch.Tensor, str]:
+    """``read_mask_values`` and the file's kind (``"PNG P"``, ``"JPEG L"``: format and mode),
+    which ``data check`` reports (a JPEG mask has values its annotator never drew)."""
     path = Path(path)
     data = _read_bytes(path)
     header = _open_header(data, path, max_pixels)
+    kind = f"{header.format} {header.mode}"
     try:
         header.seek(0)
         mode = header.mode
@@ -229,7 +278,7 @@ def read_mask_values(path: str | Path, max_pixels: int = 89_478_485) -> torch.Te
     if array.dtype != np.uint8:  # 16/32-bit index masks
         array = array.astype(np.int64)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.permute(2, 0, 1).contiguous() if tensor.dim() == 3 else tensor
+    return (tensor.permute(2, 0, 1).contiguous() if tensor.dim() == 3 else tensor), kind
 
 
 def convert_channels(image: torch.Tensor, in_channels: int) -> torch.Tensor:

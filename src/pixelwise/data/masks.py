@@ -17,19 +17,28 @@ Mask modes (``data.mask_mode``): ``index`` stores class indices (grayscale or pa
 PNG; a palette PNG's indices are read, not its colours); ``rgb`` stores colours, mapped
 through ``data.palette`` (a text file of ``R G B [name]`` lines, a JSON list or
 ``{name: [R, G, B]}``, or an image whose pixels are the colours in order; a colour named
-``ignore`` maps to ``ignore_index``); ``binary`` maps 0 to class 0 and any other value
-(255 in 0/255 masks) to class 1. In every mode ``data.mask_ignore_values`` map to
-``ignore_index``, and a value that is neither a class nor ignored is an error naming the
-file (it would crash the loss).
+``ignore`` maps to ``ignore_index``); ``binary`` maps values at or above
+``data.mask_threshold`` to class 1 and the rest to class 0 (default: the midpoint, 128
+for 8-bit files, so that the halo of small values JPEG leaves around each object of a
+0/255 mask stays background; a mask of only 0 and 1 is read as is). In every mode
+``data.mask_ignore_values`` map to ``ignore_index``, and a value that is neither a class
+nor ignored is an error naming the file (it would crash the loss).
+
+Pairing by stem refuses a folder pair in which not one image finds its mask, showing the
+first names of each side and the key that would pair them (``data.mask_suffix``, or
+``data.list_file`` when both sides carry their own suffix, as DRIVE's ``21_training.tif``
+and ``21_manual1.gif``); images and masks may share one folder, told apart by the suffix.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,15 +47,17 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..config import DataConfig
-from .base import ProblemLog, RawDataset, require_root
-from .folders import list_files_by_split, split_names
+from .base import FileFacts, ProblemLog, RawDataset, require_root
+from .folders import folder_contents, list_files_by_split, split_names
 from .io import (
     DataError,
     MaskSizeError,
     MaskValueError,
     check_channels,
+    image_kind,
     is_image_file,
     read_image,
+    read_mask_file,
     read_mask_values,
 )
 from .splits import carve_missing_splits
@@ -69,6 +80,7 @@ class MaskDecoder:
     palette: torch.Tensor | None = None
     palette_classes: list[int] | None = None  # class of each palette row (ignore allowed)
     max_pixels: int = 89_478_485
+    threshold: float | None = None  # binary: stored values >= it are foreground
 
     def __post_init__(self) -> None:
         small = 0 <= self.ignore_index <= 255 and self.num_classes <= 255
@@ -89,8 +101,19 @@ class MaskDecoder:
             classes = torch.tensor(self.palette_classes or list(range(len(codes))))
             self.sorted_classes = classes[order]
 
+    def ignores(self, value: int) -> bool:
+        """Whether a stored value becomes ``ignore_index``: one of ``ignore_values``, a
+        ``value_map`` entry that maps to it, or (index masks) ``ignore_index`` itself."""
+        if value in self.ignore_values:
+            return True
+        mapped = (self.value_map or {}).get(value, value if self.mode == "index" else None)
+        return mapped == self.ignore_index
+
     def __call__(self, path: str | Path) -> torch.Tensor:
-        values = read_mask_values(path, self.max_pixels)
+        return self.decode(read_mask_values(path, self.max_pixels), path)
+
+    def decode(self, values: torch.Tensor, path: str | Path) -> torch.Tensor:
+        """Classes from a mask file's stored values (``read_mask_values``)."""
         if self.mode == "rgb":
             return self._from_colours(values, path)
         if values.dim() == 3:
@@ -102,12 +125,26 @@ class MaskDecoder:
                     "masks set data.mask_mode=rgb and data.palette"
                 )
         if self.mode == "binary":
-            binary = (values != 0).to(self.dtype)
-            if self.ignore_values:
-                ignored = torch.isin(values.long(), torch.tensor(list(self.ignore_values)))
-                binary[ignored] = self.ignore_index
-            return binary
+            return self._threshold(values)
         return self._map(values, path, check=True)
+
+    def _threshold(self, values: torch.Tensor) -> torch.Tensor:
+        """Foreground where the stored value is at least the threshold: ``data.mask_threshold``,
+        else the midpoint of the stored range (128 for 8-bit, 32768 for 16-bit files), so
+        that a lossy file's halo of small values around each object stays background; a
+        mask holding only 0 and 1 (besides ignored values) is read as is."""
+        ignored = None
+        if self.ignore_values:
+            ignored = torch.isin(values.long(), torch.tensor(list(self.ignore_values)))
+        threshold = self.threshold
+        if threshold is None:
+            kept = values if ignored is None else values[~ignored]
+            top = int(kept.max()) if kept.numel() else 0
+            threshold = 1 if top <= 1 else (128 if values.dtype == torch.uint8 else 32768)
+        binary = (values >= threshold).to(self.dtype)
+        if ignored is not None:
+            binary[ignored] = self.ignore_index
+        return binary
 
     def _map(self, values: torch.Tensor, path: str | Path, check: bool) -> torch.Tensor:
         if values.dtype == torch.uint8:
@@ -149,6 +186,22 @@ class MaskDecoder:
                 f"{tuple(unknown)}); add them to the palette (name 'ignore' to ignore them)"
             )
         return self.sorted_classes[slot].to(self.dtype)
+
+
+def stored_values(values: torch.Tensor) -> dict[Any, int]:
+    """Pixels per stored value of a mask (``read_mask_values``): int keys, or ``(r, g, b)``
+    tuples for colour masks."""
+    if values.dim() == 3:
+        codes, counts = torch.unique(_colour_codes(values).reshape(-1), return_counts=True)
+        keys: list[Any] = [(c >> 16, (c >> 8) & 255, c & 255) for c in codes.tolist()]
+    elif values.dtype == torch.uint8:
+        all_counts = torch.bincount(values.reshape(-1), minlength=256)
+        present = all_counts.nonzero().flatten()
+        keys, counts = present.tolist(), all_counts[present]
+    else:
+        unique, counts = torch.unique(values.reshape(-1), return_counts=True)
+        keys = unique.tolist()
+    return dict(zip(keys, counts.tolist()))
 
 
 def _colour_codes(rgb: torch.Tensor) -> torch.Tensor:
@@ -209,7 +262,7 @@ def decoder_for(
     configured = list(cfg.class_names) if cfg.class_names else class_names
     if cfg.mask_mode == "binary":
         names = configured or ["background", "foreground"]
-        return MaskDecoder("binary", 2, **common), names
+        return MaskDecoder("binary", 2, threshold=cfg.mask_threshold, **common), names
     if cfg.mask_mode == "rgb":
         assert cfg.palette is not None
         count = cfg.num_classes or (len(configured) if configured else None)
@@ -266,12 +319,32 @@ class SegmentationFiles(RawDataset):
     def load(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
         image = read_image(self.images[index], self.in_channels, self.max_pixels)
         mask = self.decoder(self.masks[index])
+        self._check_size(index, image, mask)
+        return tv_tensors.Image(image), tv_tensors.Mask(mask)
+
+    def inspect(
+        self, index: int, with_image: bool = True
+    ) -> tuple[tv_tensors.Image | None, tv_tensors.Mask, FileFacts]:
+        """``load`` that also reports the files' kinds and the mask's stored values (one
+        read of each file)."""
+        values, mask_kind = read_mask_file(self.masks[index], self.max_pixels)
+        mask = self.decoder.decode(values, self.masks[index])
+        facts = FileFacts(
+            mask_kind=mask_kind, mask_values=stored_values(values), mask_path=self.masks[index]
+        )
+        if not with_image:
+            return None, tv_tensors.Mask(mask), facts
+        image = read_image(self.images[index], self.in_channels, self.max_pixels)
+        self._check_size(index, image, mask)
+        facts.image_kind = image_kind(self.images[index])
+        return tv_tensors.Image(image), tv_tensors.Mask(mask), facts
+
+    def _check_size(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> None:
         if tuple(mask.shape) != tuple(image.shape[-2:]):
             raise MaskSizeError(
                 f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
                 f"{self.images[index]} is {image.shape[2]}x{image.shape[1]} (width x height)"
             )
-        return tv_tensors.Image(image), tv_tensors.Mask(mask)
 
     def load_target(self, index: int) -> tv_tensors.Mask:
         return tv_tensors.Mask(self.decoder(self.masks[index]))
@@ -331,21 +404,43 @@ def folder_pairs(cfg: DataConfig) -> dict[str, tuple[Path, Path]]:
         )
     for images, masks in found.values():
         if not masks.is_dir():
-            raise DataError(f"data.mask_dir: no mask folder {masks} for images in {images}")
+            raise DataError(
+                f"data.mask_dir: no mask folder {masks} for images in {images} (masks in the "
+                "image folder: set data.mask_dir to it and data.mask_suffix, e.g. _mask)"
+            )
     return found
 
 
 def pair_by_stem(
     image_dir: Path, mask_dir: Path, suffix: str, problems: ProblemLog
 ) -> list[tuple[str, str]]:
-    images = sorted(p for p in image_dir.iterdir() if p.is_file() and is_image_file(p))
+    """(image, mask) pairs with mask stem = image stem + ``suffix``. Images and masks may
+    share one folder when the suffix tells them apart. Not a single pair is an error that
+    shows both sides' first names and how to pair them (it would otherwise surface as an
+    empty dataset)."""
+    same_folder = image_dir.resolve() == mask_dir.resolve()
+    if same_folder and not suffix:
+        raise DataError(
+            f"data.image_dir and data.mask_dir are both {image_dir}: set data.mask_suffix to "
+            "tell the masks apart (mask file stem = image stem + suffix, e.g. _mask)"
+        )
+    images = image_files(image_dir)
+    if same_folder:
+        mask_files = [p for p in images if p.stem.endswith(suffix)]
+        images = [p for p in images if not p.stem.endswith(suffix)]
+    else:
+        mask_files = image_files(mask_dir)
+    for folder, files, what in ((image_dir, images, "image"), (mask_dir, mask_files, "mask")):
+        if not files:
+            raise DataError(f"{folder}: no {what} files ({folder_contents(folder)})")
     masks: dict[str, Path] = {}
-    for path in sorted(mask_dir.iterdir()):
-        if path.is_file() and is_image_file(path):
-            masks.setdefault(path.stem, path)
+    for path in mask_files:
+        masks.setdefault(path.stem, path)
+    found = [(image, masks.get(image.stem + suffix)) for image in images]
+    if not any(mask for _, mask in found):
+        raise DataError(_no_pairs_message(image_dir, images, mask_dir, mask_files, suffix))
     pairs, used = [], set()
-    for image in images:
-        mask = masks.get(image.stem + suffix)
+    for image, mask in found:
         if mask is None:
             problems.add(
                 "missing_mask",
@@ -360,6 +455,53 @@ def pair_by_stem(
             "missing_image", masks[stem], f"{masks[stem]}: mask without an image", "warning"
         )
     return pairs
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+
+
+def _no_pairs_message(
+    image_dir: Path, images: list[Path], mask_dir: Path, masks: list[Path], suffix: str
+) -> str:
+    def first(paths: list[Path]) -> str:
+        return ", ".join(p.name for p in paths[:3]) + (", ..." if len(paths) > 3 else "")
+
+    return (
+        f"no image/mask pairs: no image in {image_dir} has a mask named <image stem>{suffix}.* "
+        f"in {mask_dir} (data.mask_suffix={suffix!r}); first images: {first(images)}; "
+        f"first masks: {first(masks)}; {_pairing_hint(images, masks)}"
+    )
+
+
+def _pairing_hint(images: list[Path], masks: list[Path]) -> str:
+    """How these names could pair: a mask suffix that would, or a list file."""
+    image_stems = {p.stem for p in images}
+    appended: dict[str, int] = {}
+    for mask in masks:
+        for k in range(len(mask.stem) + 1):
+            if mask.stem[:k] in image_stems:
+                appended[mask.stem[k:]] = appended.get(mask.stem[k:], 0) + 1
+    if appended:
+        best = max(appended, key=appended.__getitem__)
+        return f"data.mask_suffix: {best!r} would pair {appended[best]} of {len(images)} images"
+    image_end = _common_suffix([p.stem for p in images])
+    mask_end = _common_suffix([p.stem for p in masks])
+    if image_end and mask_end:
+        return (
+            f"the images end in {image_end!r} and the masks in {mask_end!r}, which "
+            "data.mask_suffix (appended to the image stem) cannot express: list the pairs "
+            "in data.list_file, one 'image mask' line each"
+        )
+    return (
+        "set data.mask_suffix (mask stem = image stem + suffix) or list the pairs in "
+        "data.list_file, one 'image mask' line each"
+    )
+
+
+def _common_suffix(stems: list[str]) -> str:
+    reversed_common = os.path.commonprefix([stem[::-1] for stem in stems])
+    return reversed_common[::-1] if len(stems) > 1 else ""
 
 
 def read_pair_list(path: Path, cfg: DataConfig, problems: ProblemLog) -> list[tuple[str, str]]:

@@ -1,13 +1,16 @@
 """One pass over a split, reading every file once: what ``check`` and ``stats`` share.
 
-Items are read strictly (``load``, never the ``on_error`` policy) in loader worker
-processes; each comes back as a small summary (size, label or per-class pixel counts,
-pixel sums for mean/std, or the error), never as pixels, and holding no tensors: a
-tensor crossing from a worker keeps a file descriptor open for as long as it lives.
+Items are read strictly (``inspect``: ``load`` plus the files' facts, never the
+``on_error`` policy) in loader worker processes; each comes back as a small summary
+(size, label or per-class pixel counts, pixel sums for mean/std, a hash of the decoded
+pixels to find copies, file kinds, stored mask values, or the error), never as pixels,
+and holding no tensors: a tensor crossing from a worker keeps a file descriptor open
+for as long as it lives.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,11 @@ class ItemSummary:
     pixel_sq_sum: list[float] | None = None
     error_kind: str | None = None
     error: str | None = None
+    image_hash: str | None = None  # of the decoded pixels: equal for identical images
+    image_kind: str | None = None  # "JPEG RGB": file format and mode
+    mask_kind: str | None = None
+    mask_values: dict[Any, int] | None = None  # stored mask value -> pixels
+    mask_path: str | None = None
 
 
 class _Summaries(Dataset):
@@ -57,18 +65,22 @@ class _Summaries(Dataset):
         path = base.describe(inner) if isinstance(base, RawDataset) else f"item {index}"
         item = ItemSummary(index, path)
         try:
-            if self.read_images:
-                image, target = base.load(inner)  # type: ignore[attr-defined]
-                item.size = (int(image.shape[-2]), int(image.shape[-1]))
-                if self.pixel_stats:
-                    pixels = image.reshape(image.shape[0], -1).double() / 255.0
-                    item.pixel_sum = pixels.sum(dim=1).tolist()
-                    item.pixel_sq_sum = (pixels * pixels).sum(dim=1).tolist()
-            else:
-                target = base.load_target(inner)  # type: ignore[attr-defined]
+            image, target, facts = base.inspect(inner, self.read_images)  # type: ignore[attr-defined]
         except DataError as err:
             item.error_kind, item.error = err.kind, str(err)
             return item
+        item.image_kind, item.mask_kind = facts.image_kind, facts.mask_kind
+        item.mask_values, item.mask_path = facts.mask_values, facts.mask_path
+        if image is not None:
+            item.size = (int(image.shape[-2]), int(image.shape[-1]))
+            pixels = image.as_subclass(torch.Tensor).contiguous()
+            digest = hashlib.blake2b(str(tuple(pixels.shape)).encode(), digest_size=16)
+            digest.update(pixels.numpy().tobytes())
+            item.image_hash = digest.hexdigest()
+            if self.pixel_stats:
+                values = pixels.reshape(pixels.shape[0], -1).double() / 255.0
+                item.pixel_sum = values.sum(dim=1).tolist()
+                item.pixel_sq_sum = (values * values).sum(dim=1).tolist()
         if self.labels is not None:
             item.label = self.labels[index]
         elif torch.is_tensor(target) and target.dim() >= 2:

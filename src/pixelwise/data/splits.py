@@ -18,7 +18,7 @@ import numpy as np
 from torch.utils.data import Dataset, Subset
 
 from ..config import DataConfig
-from .base import labels_of, strata_of
+from .base import base_datasets, labels_of, strata_of
 from .io import DataError
 
 
@@ -121,6 +121,13 @@ def carve_missing_splits(
     if not fractions:
         return dict(own)
     pool = own[cfg.train_split]
+    if len(pool) == 0:  # type: ignore[arg-type]
+        first = next((p.message for b in base_datasets(pool) for p in b.problems), None)
+        raise DataError(
+            f"data.root={cfg.root}: the {cfg.train_split} split has no usable items, so no "
+            f"{' or '.join(fractions)} split can be carved from it"
+            + (f"; first problem: {first}" if first else "")
+        )
     labels = strata_of(pool) or [0] * len(pool)  # type: ignore[arg-type]
     names = (cfg.train_split, cfg.val_split, cfg.test_split)
     indices = load_or_make_splits(

@@ -29,8 +29,10 @@ import torch
 
 from ..config import DataConfig, ExperimentConfig
 from ..log import logger
-from .base import task_of
+from .base import Problem, base_datasets, task_of
+from .findings import duplicate_problems, mask_problems
 from .io import DataError
+from .masks import MaskDecoder
 from .scan import scan_split
 
 WEIGHT_METHODS = ("inverse_frequency", "median_frequency")
@@ -69,6 +71,7 @@ class DataStats:
     class_weights: dict[str, list[float]] = field(default_factory=dict)
     default_method: str = "inverse_frequency"
     task: str = "classification"
+    problems: list[Problem] = field(default_factory=list)  # findings: copies, lossy masks
 
     def to_dict(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         return {**asdict(self), **(extra or {})}
@@ -122,6 +125,10 @@ def compute_stats(
         mean_t = sums / pixels
         std_t = (squares / pixels - mean_t**2).clamp(min=0).sqrt()
         mean, std = [round(v, 6) for v in mean_t.tolist()], [round(v, 6) for v in std_t.tolist()]
+    problems = duplicate_problems({name: good})
+    decoder = next((getattr(b, "decoder", None) for b in base_datasets(raw[name])), None)
+    if isinstance(decoder, MaskDecoder):
+        problems += mask_problems(good, decoder, num_classes)
     weights = {
         "inverse_frequency": inverse_frequency_weights(counts),
         "median_frequency": median_frequency_weights(counts, totals if segmentation else None),
@@ -138,6 +145,7 @@ def compute_stats(
         class_weights=weights,
         default_method="median_frequency" if segmentation else "inverse_frequency",
         task="segmentation" if segmentation else "classification",
+        problems=problems,
     )
 
 
