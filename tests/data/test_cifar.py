@@ -91,7 +91,7 @@ def test_data_check_refuses_a_crafted_meta_file_in_one_line(tmp_path, capsys):
     meta = tmp_path / "cifar-10-batches-py" / "batches.meta"
     meta.write_bytes(pickle.dumps({"label_names": _Payload(f"touch {marker}")}, protocol=2))
     config = tmp_path / "c.yaml"
-    config.write_text(f"data: {{format: cifar10, root: {tmp_path}}}\n")
+    config.write_text(f"task: classification\ndata: {{format: cifar10, root: {tmp_path}}}\n")
     assert main(["-q", "data", "check", str(config)]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()
     assert "refused to load" in line and "batches.meta" in line and "system" in line
