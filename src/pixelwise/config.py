@@ -73,7 +73,7 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int = 0
     pin_memory: bool | None = None  # None: on when training on CUDA
-    persistent_workers: bool = True
+    persistent_workers: bool = False  # True: faster epochs, but a resumed run is not exact
     cache: bool = False  # decode every image once and keep the uint8 pixels in memory
     val_fraction: float = 0.15  # used only where the dataset has no own split
     test_fraction: float = 0.15

@@ -24,12 +24,21 @@ from .viz.report import write_report
 
 
 def run_experiment(
-    cfg: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
+    cfg: ExperimentConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    allow_config_changes: bool = False,
 ) -> tuple[TrainResult, EvalResult | None]:
     """Train; then (rank 0) plot the curves, evaluate the best checkpoint on the test
     split and write the report. Under ``torchrun`` every process calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
-    result = fit(cfg, run_dir=run_dir, resume=resume, on_epoch=gif)
+    result = fit(
+        cfg,
+        run_dir=run_dir,
+        resume=resume,
+        on_epoch=gif,
+        allow_config_changes=allow_config_changes,
+    )
     if not result.is_main:
         return result, None
     run = RunDir(result.run_dir)

@@ -328,6 +328,20 @@ class RunDir:
             logger.info(f"removed {len(removed)} unfinished checkpoint file(s) of a killed run")
         return removed
 
+    def discard_unfinished(self) -> None:
+        """Remove what a run killed before its first checkpoint left (its config,
+        metrics, split, pictures), so that ``--resume auto`` starts it afresh; a run
+        with a checkpoint is never touched."""
+        if any(self.checkpoints_dir.glob("*.pt")):
+            raise RunDirError(f"{self.path} holds checkpoints: resume it instead")
+        owned = [self.config_file, self.metrics_file, self.path / "splits.json"]
+        owned += [self.tensorboard_dir, self.plots_dir, self.eval_dir, self.checkpoints_dir]
+        for path in owned:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
     def holds_an_epoch(self) -> bool:
         return bool(self.metrics()) or any(self.checkpoints_dir.glob("*.pt"))
 

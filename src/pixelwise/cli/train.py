@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "'--resume auto' starts fresh where there is no last.pt yet",
     )
     p.add_argument(
+        "--allow-config-changes",
+        action="store_true",
+        help="with --resume: continue although the config differs from the run's saved one "
+        "in keys that change the result (a longer train.epochs recomputes the schedule)",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="print the fully resolved config (YAML) and exit",
@@ -79,7 +85,13 @@ def run(args: argparse.Namespace) -> int:
                     "(--resume auto starts fresh instead)"
                 )
             resume = False  # --resume auto on a fresh run starts from scratch
-    result, test = run_experiment(cfg, run_dir=run_dir, resume=resume)
+            if run_dir.is_dir():
+                from ..run import RunDir
+
+                RunDir(run_dir).discard_unfinished()  # a run killed before its first epoch
+    result, test = run_experiment(
+        cfg, run_dir=run_dir, resume=resume, allow_config_changes=args.allow_config_changes
+    )
     if not result.is_main:  # other torchrun processes: rank 0 reports
         return 0
     print(f"run directory: {result.run_dir}")

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 
 from ..card import ModelCard
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import ExperimentConfig
+from ..config import ConfigError, ExperimentConfig, result_changing_differences
 from ..data import DataSplits, build_datasets, build_loader
 from ..data.stats import resolve_class_weights
 from ..errors import UserError
@@ -225,15 +225,18 @@ def fit(
     run_dir: Path | None = None,
     resume: bool = False,
     on_epoch: EpochHook | None = None,
+    allow_config_changes: bool = False,
 ) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (a new ``runs/<name>`` by default); ``resume``
-    continues from ``checkpoints/last.pt``. ``on_epoch`` is called on rank 0 after each
-    epoch's checkpoints (``pixelwise.experiment`` records the learning GIF with it).
-    Under ``torchrun`` every process calls it; rank 0 owns the run directory."""
+    continues from ``checkpoints/last.pt`` (refused when ``cfg`` differs from the saved
+    config in a key that changes the result, unless ``allow_config_changes``).
+    ``on_epoch`` is called on rank 0 after each epoch's checkpoints
+    (``pixelwise.experiment`` records the learning GIF with it). Under ``torchrun`` every
+    process calls it; rank 0 owns the run directory."""
     ctx = ddp.setup(cfg.device)
     run = None
     try:
-        run = open_run(cfg, run_dir, resume, ctx)
+        run = open_run(cfg, run_dir, resume, ctx, allow_config_changes)
         if ctx.is_main:
             with run.lock():
                 return _fit(cfg, run, resume, ctx, on_epoch)
@@ -247,18 +250,49 @@ def fit(
 
 
 def open_run(
-    cfg: ExperimentConfig, run_dir: Path | None, resume: bool, ctx: ddp.DistContext
+    cfg: ExperimentConfig,
+    run_dir: Path | None,
+    resume: bool,
+    ctx: ddp.DistContext,
+    allow_config_changes: bool = False,
 ) -> RunDir:
-    """Rank 0 opens the directory (a new one, never an existing run unless resuming) and
-    saves the config; every process gets its path."""
+    """Rank 0 opens the directory (a new one, never an existing run unless resuming),
+    checks a resumed config against the saved one, and saves the config; every process
+    gets its path."""
     path = None
     if ctx.is_main:
         run = open_for_training(cfg.output_dir, cfg.name, run_dir, resume)
         run.remove_temporary_files()
-        if not resume:
-            run.save_config(cfg)
+        if resume:
+            check_resumed_config(run.config(), cfg, allow_config_changes)
+        if cfg.data.persistent_workers and cfg.data.num_workers > 0:
+            logger.warning(
+                "data.persistent_workers=true: worker processes keep their random state "
+                "across epochs, so a resumed run will not be exactly the uninterrupted one "
+                "(data.persistent_workers=false is exact)"
+            )
+        run.save_config(cfg)
         path = str(run.path)
     return RunDir(ddp.broadcast_object(path, ctx))
+
+
+def check_resumed_config(
+    saved: ExperimentConfig, new: ExperimentConfig, allow_changes: bool
+) -> None:
+    """A resume continues the saved run: a key that changes the result (the data, the
+    model, the optimiser, ``train.epochs``, ...) must not differ, unless the user says so
+    (``--allow-config-changes``). A longer or shorter ``train.epochs`` then recomputes the
+    schedule for the new length, continuing from the step reached."""
+    changed = result_changing_differences(saved, new)
+    if not changed:
+        return
+    listed = "; ".join(f"{key}: {old!r} -> {value!r}" for key, old, value in changed)
+    if not allow_changes:
+        raise ConfigError(
+            f"the resumed config differs from the run's saved config.yaml in {listed}; "
+            "resume with the saved values, or pass --allow-config-changes to continue anyway"
+        )
+    logger.warning(f"resuming with a changed config ({listed}): the result is not the saved run's")
 
 
 def _fit(
