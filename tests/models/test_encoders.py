@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+import pixelwise.models
 from pixelwise.models import ModelError, create_model, list_models
 from pixelwise.models.base import (
     Classifier,
@@ -40,6 +44,38 @@ SEGMENTATION = [
 def test_registry_lists_segmentation_models() -> None:
     assert set(SEGMENTATION) <= set(list_models(task="segmentation"))
     assert not set(SEGMENTATION) & set(list_models(task="classification"))
+
+
+def imports_within(package: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports (anywhere in it, functions too);
+    ``from . import name`` of a non-module imports the package's ``__init__``."""
+    modules = {path.stem for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        tree = ast.parse((package / f"{module}.py").read_text())
+        deps = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            if node.module:
+                deps.add(node.module.split(".")[0])
+            else:
+                deps |= {a.name if a.name in modules else "__init__" for a in node.names}
+        graph[module] = deps & modules
+    return graph
+
+
+def test_models_package_has_no_import_cycle() -> None:
+    graph = imports_within(Path(pixelwise.models.__file__).parent)
+    assert "registry" in graph and not graph["registry"] - {"base", "weights"}
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join([*path, module])}"
+        for dep in graph[module]:
+            visit(dep, [*path, module])
+
+    for module in graph:
+        visit(module, [])
 
 
 def test_output_stride() -> None:

@@ -108,6 +108,7 @@ class Classifier(nn.Module):
 
     feature_info: list[FeatureLevel]
     num_classes: int
+    dropped_head: tuple[str, ...] = ()  # set by encoders.as_encoder: the head it deleted
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -128,8 +129,10 @@ class Classifier(nn.Module):
 
     def pretrained_modules(self) -> list[str]:
         """What a classifier's pretrained weights fill: everything but the head
-        (:func:`complement_module_names` of ``classifier_module_names()``)."""
-        return complement_module_names(self, self.classifier_module_names())
+        (:func:`complement_module_names` of ``classifier_module_names()``); all of an
+        encoder, whose head is gone."""
+        head = [] if self.dropped_head else self.classifier_module_names()
+        return complement_module_names(self, head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
@@ -160,6 +163,16 @@ def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
 
 
+def _rename_moved_modules(
+    model: SegmentationModel, state_dict: dict[str, Any], prefix: str, *_: Any
+) -> None:
+    """Load-state-dict hook: keys under a name of ``model.moved_modules`` move to its new place."""
+    for key in list(state_dict):
+        first, dot, rest = key[len(prefix) :].partition(".")
+        if key.startswith(prefix) and first in model.moved_modules:
+            state_dict[prefix + model.moved_modules[first] + dot + rest] = state_dict.pop(key)
+
+
 class SegmentationModel(nn.Module):
     """Base for segmentation models: encoder -> decoder -> head, on any input size.
 
@@ -181,14 +194,24 @@ class SegmentationModel(nn.Module):
 
     ``pretrained_modules()`` declares what pretrained weights (``encoder_weights``)
     fill; nothing by default, families on a pretrainable encoder override it.
+
+    ``moved_modules`` maps the top-level names of state dicts saved before this shape
+    (U-Net's ``down``, FCN's ``fc6``, ...) to where those modules are now, so that older
+    checkpoints still load.
     """
 
     num_classes: int
     size_divisor: int = 1
     keeps_input_size: bool = True
+    moved_modules: dict[str, str] = {}
     encoder: nn.Module
     decoder: nn.Module
     head: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        if self.moved_modules:
+            self.register_load_state_dict_pre_hook(_rename_moved_modules)
 
     def encode(self, x: torch.Tensor) -> Any:
         """The encoder's features, shallow to deep."""

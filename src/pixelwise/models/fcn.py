@@ -155,6 +155,14 @@ class FCN(SegmentationModel):
     """
 
     size_divisor = 32
+    moved_modules = {
+        **{name: f"decoder.{name}" for name in ("fc6", "fc7")},
+        **{
+            name: f"head.{name}"
+            for name in ("score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3")
+        },
+        "upscore": "head.upscore",
+    }
 
     def __init__(
         self,

@@ -28,17 +28,21 @@ from torch import nn
 
 from .base import Classifier, FeatureLevel, ModelSpec, SegmentationModel
 from .encoders import create_encoder, output_stride
-from .layers import ConvNormAct
+from .layers import conv_norm_act_layers
 
 
 def double_conv(
     in_channels: int, out_channels: int, padding: int, batch_norm: bool
 ) -> nn.Sequential:
-    """Two 3x3 convolutions with ReLU (and BatchNorm): the unit of every U-Net stage."""
+    """Two 3x3 convolutions with ReLU (and BatchNorm): the unit of every U-Net stage.
+
+    Flat (``0`` conv, ``1`` BN, ``2`` ReLU, ``3`` conv, ...), the keys of earlier
+    checkpoints.
+    """
     norm = nn.BatchNorm2d if batch_norm else None
     return nn.Sequential(
-        ConvNormAct(in_channels, out_channels, 3, padding=padding, norm_layer=norm),
-        ConvNormAct(out_channels, out_channels, 3, padding=padding, norm_layer=norm),
+        *conv_norm_act_layers(in_channels, out_channels, 3, padding=padding, norm_layer=norm),
+        *conv_norm_act_layers(out_channels, out_channels, 3, padding=padding, norm_layer=norm),
     )
 
 
@@ -137,6 +141,8 @@ class ExpandingPath(nn.Module):
 class UNet(SegmentationModel):
     """The paper's U-Net; ``padding=False`` is the original, ``True`` keeps the size."""
 
+    moved_modules = {"down": "encoder.stages", "upconvs": "decoder.upconvs", "up": "decoder.stages"}
+
     def __init__(
         self,
         num_classes: int = 2,
@@ -218,6 +224,8 @@ class EncoderUNet(SegmentationModel):
     that do not reach the input's size (an encoder whose shallowest stride is not a
     power of two) are resized bilinearly to it.
     """
+
+    moved_modules = {"blocks": "decoder.blocks"}
 
     def __init__(
         self,
