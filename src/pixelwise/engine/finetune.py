@@ -75,8 +75,8 @@ def stage_parameter_names(model: nn.Module) -> list[list[str]]:
         for level in stage_levels(model)
         if level in position
     ]
-    if not ends:
-        return []
+    if not ends:  # no level to cut at: the pretrained part is one stage
+        return [pretrained] if pretrained else []
     stages: list[list[str]] = [[] for _ in ends]
     for name in pretrained:
         owner = position[name.rpartition(".")[0]]

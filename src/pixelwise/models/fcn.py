@@ -104,7 +104,6 @@ class FullyConnectedAsConv(nn.Module):
         super().__init__()
         self.fc6 = nn.Sequential(fc6, nn.ReLU(inplace=True), nn.Dropout(dropout))
         self.fc7 = nn.Sequential(fc7, nn.ReLU(inplace=True), nn.Dropout(dropout))
-        self.out_channels = fc7.out_channels
 
     def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         # VGG levels: the maps before pools 1-5 (strides 1-16), then pool5 (stride 32)
@@ -155,12 +154,14 @@ class FCN(SegmentationModel):
     """
 
     size_divisor = 32
-    moved_modules = {
-        **{name: f"decoder.{name}" for name in ("fc6", "fc7")},
-        **{
-            name: f"head.{name}"
-            for name in ("score_fr", "upscore2", "score_pool4", "upscore_pool4", "score_pool3")
-        },
+    moved_modules = {  # checkpoints saved before the encoder -> decoder -> head shape
+        "fc6": "decoder.fc6",
+        "fc7": "decoder.fc7",
+        "score_fr": "head.score_fr",
+        "upscore2": "head.upscore2",
+        "score_pool4": "head.score_pool4",
+        "upscore_pool4": "head.upscore_pool4",
+        "score_pool3": "head.score_pool3",
         "upscore": "head.upscore",
     }
 

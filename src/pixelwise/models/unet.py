@@ -13,6 +13,10 @@ onto the expanding stage of the same resolution.
 - ``unet(encoder="resnet34")`` keeps the decoder idea on a zoo classifier: each block
   upsamples to the next shallower level of the encoder's ``feature_info``, concatenates
   it and applies two conv-BN-ReLU units; blocks without a skip bring it to full size.
+
+In the encoder → decoder → head shape: the paper's network is a
+:class:`ContractingPath`, an :class:`ExpandingPath` and a 1x1 convolution; on a zoo
+encoder, the classifier without its head, a :class:`UNetDecoder` and a 3x3 convolution.
 """
 
 from __future__ import annotations
@@ -141,7 +145,11 @@ class ExpandingPath(nn.Module):
 class UNet(SegmentationModel):
     """The paper's U-Net; ``padding=False`` is the original, ``True`` keeps the size."""
 
-    moved_modules = {"down": "encoder.stages", "upconvs": "decoder.upconvs", "up": "decoder.stages"}
+    moved_modules = {  # checkpoints saved before the encoder -> decoder -> head shape
+        "down": "encoder.stages",
+        "upconvs": "decoder.upconvs",
+        "up": "decoder.stages",
+    }
 
     def __init__(
         self,
@@ -225,7 +233,7 @@ class EncoderUNet(SegmentationModel):
     power of two) are resized bilinearly to it.
     """
 
-    moved_modules = {"blocks": "decoder.blocks"}
+    moved_modules = {"blocks": "decoder.blocks"}  # checkpoints saved before this shape
 
     def __init__(
         self,
