@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..log import logger
+from .base import ModelError
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -35,10 +36,8 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
     Anything else that differs (a missing layer, another width, another architecture)
     raises ``ModelError`` naming the first offending key. Returns the skipped keys.
     """
-    from .base import ModelError
-
     if str(weights) == "torchvision":
-        import torchvision
+        import torchvision  # only here: fetching torchvision's weights
 
         reference = torchvision.models.get_model(name, weights="DEFAULT")
         state = reference.state_dict()
