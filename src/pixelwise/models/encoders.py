@@ -22,10 +22,11 @@ from typing import Any
 
 from torch import nn
 
+from ..checkpoint import read_state_dict
 from ..log import logger
 from .base import Classifier, FeatureLevel, ModelError
 from .registry import create_model, get_spec
-from .weights import adapt_input_channels, read_state_dict
+from .weights import adapt_input_channels
 
 
 def output_stride(levels: nn.Module | Sequence[FeatureLevel]) -> int:
