@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .inference import Predictor
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 
 def load(path: Any, device: Any = "auto", checkpoint: str = "best") -> Predictor:
     """A predictor from a run directory, a checkpoint or a ``.safetensors`` export
     (:func:`pixelwise.inference.load`)."""
-    from .inference import load as load_predictor
+    from .inference import load as load_predictor  # torch only when a model is loaded
 
     return load_predictor(path, device=device, checkpoint=checkpoint)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import CheckpointError
 from .config import ExperimentConfig
 from .data.transforms import normalization

@@ -392,6 +392,27 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
     return RunDir(path)
 
 
+def decide_resume(path: Path | None, mode: bool | str | None) -> bool:
+    """Whether ``--resume`` (``mode`` True) or ``--resume auto`` continues ``path``.
+
+    ``--resume`` needs ``checkpoints/last.pt``; ``--resume auto`` starts afresh where
+    there is none, discarding what a run killed before its first checkpoint left."""
+    if mode is None or mode is False:
+        return False
+    if path is None:
+        raise RunDirError("--resume needs --run-dir RUN_DIR (the run to continue)")
+    last = Path(path) / "checkpoints" / "last.pt"
+    if last.is_file():
+        return True
+    if mode != "auto":
+        raise RunNotFoundError(
+            f"{last} not found: nothing to resume (--resume auto starts fresh instead)"
+        )
+    if Path(path).is_dir():
+        RunDir(path).discard_unfinished()
+    return False
+
+
 def remove_if_empty_run(run: RunDir) -> None:
     """A run that failed before its first epoch leaves nothing behind (its directory
     would only push the next attempt to ``name-2``)."""

@@ -28,7 +28,7 @@ def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
             f"model.weights=torchvision: torchvision has no weights for '{name}'"
         ) from err
     filename = default.url.rsplit("/", 1)[-1]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    cached = Path(torch.hub.get_dir(), "checkpoints", filename)
     if not cached.is_file():
         raise ModelError(
             f"model.weights=torchvision: torchvision's {name} weights are not in the local cache "

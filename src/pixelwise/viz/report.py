@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..analysis.complexity import format_count, model_complexity
 from ..log import logger
 from ..metrics import headline
