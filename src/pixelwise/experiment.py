@@ -16,6 +16,7 @@ from .config import ExperimentConfig
 from .data.transforms import normalization
 from .engine import EpochEnd, EvalResult, TrainResult, evaluate_run, fit
 from .engine.evaluate import MissingSplitError
+from .engine.trainer import EpochHook
 from .log import logger
 from .run import RunDir
 from .viz.learning import LearningGif
@@ -28,15 +29,23 @@ def run_experiment(
     run_dir: Path | None = None,
     resume: bool = False,
     allow_config_changes: bool = False,
+    on_epoch: EpochHook | None = None,
 ) -> tuple[TrainResult, EvalResult | None]:
     """Train; then (rank 0) plot the curves, evaluate the best checkpoint on the test
-    split and write the report. Under ``torchrun`` every process calls it."""
+    split and write the report. ``on_epoch`` is called after each epoch, as ``fit``
+    calls it. Under ``torchrun`` every process calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
+    hooks = [hook for hook in (gif, on_epoch) if hook is not None]
+
+    def after_epoch(end: EpochEnd) -> None:
+        for hook in hooks:
+            hook(end)
+
     result = fit(
         cfg,
         run_dir=run_dir,
         resume=resume,
-        on_epoch=gif,
+        on_epoch=after_epoch if hooks else None,
         allow_config_changes=allow_config_changes,
     )
     if not result.is_main:
