@@ -60,19 +60,18 @@ def test_one_epoch_run_writes_everything_and_reloads(tmp_path, tiny_digits_overr
     assert abs(val.figures["accuracy"] - records[0]["val/accuracy"]) < 1e-12
 
 
-def test_rerun_with_same_name_does_not_overwrite(tmp_path, tiny_digits_overrides):
-    cfg = load_config(_bundled("digits"), tiny_digits_overrides)
-    first, _ = run_experiment(cfg)
-    second, _ = run_experiment(cfg)
-    assert first.run_dir != second.run_dir
+def test_rerun_with_same_name_does_not_overwrite(small_digits):
+    from pixelwise.engine import fit
+
+    cfg = small_digits("train.epochs=1")
+    first, second = fit(cfg), fit(cfg)
+    assert first.run_dir != second.run_dir and second.run_dir.name.endswith("-2")
     assert first.run_dir.is_dir() and second.run_dir.is_dir()
 
 
-def test_eval_command_prints_figures(tmp_path, tiny_digits_overrides, capsys):
-    cfg = load_config(_bundled("digits"), tiny_digits_overrides)
-    result, _ = run_experiment(cfg)
+def test_eval_command_prints_figures(tmp_path, trained_digits, capsys):
     capsys.readouterr()
-    assert main(["eval", str(result.run_dir)]) == 0
+    assert main(["eval", str(trained_digits.run_dir)]) == 0
     out = capsys.readouterr().out
     assert "accuracy" in out and "precision" in out
     assert main(["eval", str(tmp_path / "missing")]) == 2

@@ -41,11 +41,10 @@ def quick_overrides(root: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    cfg = load_config("digits", quick_overrides(tmp_path_factory.mktemp("runs")))
-    result, _ = run_experiment(cfg)
-    return result.run_dir
+@pytest.fixture
+def digits_run(trained_digits) -> Path:
+    """The session's shared digits run (tests/conftest.py)."""
+    return trained_digits.run_dir
 
 
 class PageParser(HTMLParser):
