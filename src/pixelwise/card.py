@@ -128,6 +128,14 @@ class ModelCard:
             torch_version=str(torch.__version__),
         )
 
+    def for_module(self, model: nn.Module) -> ModelCard:
+        """The card of a user's own model object: its class by import path, which
+        ``build()`` can rebuild where the class takes ``num_classes`` and ``in_channels``
+        (a class defined in ``__main__`` or with other arguments cannot be rebuilt: load
+        its weights into an instance with ``RunDir.load_weights``)."""
+        cls = type(model)
+        return dataclasses.replace(self, model=f"{cls.__module__}:{cls.__qualname__}", options={})
+
     def with_training_state(
         self, epochs: int, best_metric: str | None, best_value: float | None
     ) -> ModelCard:

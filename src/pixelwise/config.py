@@ -64,6 +64,7 @@ class DataConfig:
     format: str = "digits"
     """digits | digits_segmentation | image_folder | csv | cifar10 | cifar100 |
     mask_folder | oxford_pet | voc (layouts: docs/data.md)"""
+    options: dict[str, Any] = field(default_factory=dict)  # keyword options of an imported class
     root: str | None = None  # relative paths: to the directory the command runs in
     num_classes: int | None = None  # inferred from the dataset where it knows
     class_names: list[str] | None = None

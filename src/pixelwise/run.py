@@ -260,6 +260,14 @@ class RunDir:
             self._models[key] = (model.to(device).eval(), checkpoint.card)
         return self._models[key]
 
+    def load_weights(self, model: nn.Module, which: str = "best") -> nn.Module:
+        """A checkpoint's weights loaded into ``model`` (a user's own model object, which
+        a card cannot rebuild), after the compatibility check; returned in eval mode."""
+        checkpoint = self.read_checkpoint(which)
+        check_compatible(model, checkpoint.state["model"], str(checkpoint.path))
+        model.load_state_dict(checkpoint.state["model"])
+        return model.eval()
+
     # ----------------------------------------------------------------------- ownership
     @contextlib.contextmanager
     def writing(self, path: Path) -> Iterator[None]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from torch import nn
 
+from ..plugins import import_class, is_import_path
 from .base import ModelError, ModelSpec
 from .weights import load_pretrained
 
@@ -53,6 +54,8 @@ def create_model(
     ``new_classifier=True`` starts a fresh head after loading even when the class count
     matches: transfer to other classes of the same number.
     """
+    if is_import_path(name):  # a model class of the user's: package.module:ClassName
+        return create_imported_model(name, num_classes, in_channels, weights, **kwargs)
     spec = get_spec(name)
     options = {**spec.defaults, **kwargs}
     if num_classes is not None:
@@ -65,4 +68,28 @@ def create_model(
         load_pretrained(model, weights, name=name)
         if new_classifier:
             model.reset_classifier(model.num_classes)
+    return model
+
+
+def create_imported_model(
+    path: str,
+    num_classes: int | None,
+    in_channels: int,
+    weights: str | Path | None = None,
+    **options: Any,
+) -> nn.Module:
+    """``Class(num_classes=..., in_channels=..., **options)`` for an ``nn.Module`` class
+    named by import path (``model.name: mypackage.models:TinyNet``)."""
+    cls = import_class(path, "model.name", nn.Module)
+    if num_classes is not None:
+        options["num_classes"] = num_classes
+    try:
+        model = cls(in_channels=in_channels, **options)
+    except TypeError as err:
+        raise ModelError(
+            f"model.name={path}: {err} (a model class takes num_classes and in_channels "
+            "keywords, and model.options)"
+        ) from err
+    if weights is not None:
+        load_pretrained(model, weights, name=path)
     return model
