@@ -11,7 +11,9 @@ g = ∂y/∂A, each channel k gets a weight and the map is their weighted sum:
 
 upsampled bilinearly to the image and scaled to [0, 1] per image. Grad-CAM++ weighs
 each position by how much it adds, so several objects of a class all light up rather
-than the strongest one alone.
+than the strongest one alone. Its weights assume activations >= 0 (a layer after a
+ReLU, as every stage's output is): on a layer with negative outputs Σ_ij A_k can be
+negative and its map inverted, so explain the activation after a convolution.
 
 The target y of a classifier is the logit of the class (predicted or given). For a
 segmentation model it is the class's logits summed over the pixels predicted as that
@@ -39,6 +41,7 @@ from .explain import find_module
 from .receptive_field import model_device
 
 MIN_SIDE = 4  # positions per side of the default layer's map
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardswish)
 
 
 @dataclass
@@ -66,10 +69,14 @@ class GradCam:
 def default_gradcam_layer(model: nn.Module, input_size: Sequence[int]) -> str:
     """The deepest layer whose map is at least ``MIN_SIDE`` on each side for a
     (C, H, W) input: among a classifier's stages (``feature_info``, also a
-    segmentation model's encoder's), else among its convolutions; the largest map
+    segmentation model's encoder's), else among its convolutions and activations (of
+    equal sizes the last, so the activation after a convolution); the largest map
     where none is that large."""
+    heads = tuple(getattr(model, "classifier_module_names", list)())  # the logits: no news
     candidates = _stage_names(model) or [
-        name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, *ACTIVATIONS)) and name.split(".")[0] not in heads
     ]
     if not candidates:
         raise UserError(f"{type(model).__name__} has no Conv2d: pass a layer name")

@@ -90,6 +90,7 @@ class LearningGif:
         self.truths = [self._panel(colorize(m, self.colors), nearest=True) for m in masks]
         self.palette = self._fixed_palette()
         self.frames: list[Image.Image] = []
+        self.captions: list[str] = []  # each frame's title line
 
     def _fixed_palette(self) -> Image.Image:
         """The 256 colours of every frame: the class colours, white, black and greys
@@ -137,6 +138,7 @@ class LearningGif:
         columns = max(1, min(len(cells), MAX_WIDTH // cell_width))
         score = f"val mIoU {miou:.3f}" if miou is not None and math.isfinite(miou) else None
         caption = "   ".join(filter(None, [f"epoch {epoch}", score]))
+        self.captions.append(caption)
         self.frames.append(self._frame(grid(cells, columns, gap=CELL_GAP), caption))
 
     def _frame(self, body: np.ndarray, caption: str) -> Image.Image:
@@ -154,14 +156,19 @@ class LearningGif:
             draw.text((right, 9), hint, fill="dimgray", font=font)
         return canvas.quantize(palette=self.palette, dither=Image.Dither.NONE)
 
-    def _legend(self, width: int) -> Image.Image:
-        """Class colour swatches with names (and the ignored white), wrapped over lines."""
+    def legend_entries(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, colour) of every class, and of ignored pixels where the truth has any."""
         entries = [
             (name, tuple(int(c) for c in self.colors[i]))
             for i, name in enumerate(self.class_names[: self.num_classes])
         ]
         if self.has_ignored:
             entries.append((IGNORE_LABEL, IGNORE_COLOR))
+        return entries
+
+    def _legend(self, width: int) -> Image.Image:
+        """Class colour swatches with names (and the ignored white), wrapped over lines."""
+        entries = self.legend_entries()
         font = ImageFont.load_default(LEGEND_SIZE)
         entry, line_height, swatch = 150, LEGEND_SIZE + 8, LEGEND_SIZE
         per_line = max(1, width // entry)
