@@ -25,6 +25,7 @@ from .engine.trainer import EpochHook, Pieces, user_splits
 from .errors import UserError
 from .log import logger
 from .run import RunDir
+from .viz.colors import configured_class_colors
 from .viz.learning import LearningGif
 from .viz.plots import plot_confusion_matrix, plot_curves
 from .viz.report import write_report
@@ -229,8 +230,9 @@ class LearningGifRecorder:
                 mean=mean,
                 std=std,
                 class_names=end.splits.class_names,
+                colors=configured_class_colors(data, end.splits.class_names),
             )
-        self.gif.record(end.model, end.epoch)
+        self.gif.record(end.model, end.epoch, miou=end.record.get("val/miou"))
 
     def save(self, run: RunDir) -> None:
         if self.gif is not None and self.gif.frames:

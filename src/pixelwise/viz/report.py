@@ -216,6 +216,7 @@ def samples_section(run: RunDir, split: str) -> str:
         run.plots_dir / f"segmentation_{split}.png",
         mean,
         std,
+        colors=card.class_colors,
     )
     body = image(path, "image, ground truth, prediction and overlay")
     gif = run.learning_gif
