@@ -188,6 +188,10 @@ def confusion_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None)
 
 
 def samples_section(run: RunDir, split: str) -> str:
+    if run.config().data.format == "python":
+        return section(
+            "samples", "Sample predictions", note("the data were given in Python, not kept.")
+        )
     dataset = run.splits().datasets[split]
     model, card = run.load_model(run.default_checkpoint())
     mean, std = card.mean_std
