@@ -172,3 +172,24 @@ def check_compatible(
         f"{source} was made for another model: {len(missing)} of the model's tensors are missing "
         f"(first: {missing[:2]}), {len(unexpected)} are unknown to it (first: {unexpected[:2]})"
     )
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several checkpoints' weights (timm's ``avg_checkpoints``):
+    floating tensors (weights, BatchNorm's running statistics) are averaged in float64
+    and cast back; integer ones (``num_batches_tracked``) are the first state's."""
+    if not states:
+        raise CheckpointError("no checkpoint to average")
+    keys = list(states[0])
+    for other in states[1:]:
+        if list(other) != keys:
+            raise CheckpointError("the checkpoints to average hold different tensors")
+    averaged = {}
+    for key in keys:
+        first = states[0][key]
+        if first.is_floating_point():
+            total = sum(s[key].to(torch.float64) for s in states)
+            averaged[key] = (total / len(states)).to(first.dtype)
+        else:
+            averaged[key] = first.clone()
+    return averaged

@@ -68,9 +68,31 @@ def run_experiment(
         test = evaluate_pieces(run, cfg, pieces)
     else:
         test = evaluate_after_training(run, cfg)
+    if cfg.train.average_best:
+        averaged = evaluate_averaged(run, cfg)
+        if averaged is not None and test is not None:
+            logger.info(
+                f"the {cfg.train.keep_best} best checkpoints averaged: {averaged.title} "
+                f"{headline_of(averaged)} (best alone: {headline_of(test)})"
+            )
     if cfg.train.report:
         write_run_report(run, evaluate_missing=False)
     return result, test
+
+
+def evaluate_averaged(run: RunDir, cfg: ExperimentConfig) -> EvalResult | None:
+    """``checkpoints/averaged.pt`` (the ``train.keep_best`` best checkpoints' weights
+    averaged) evaluated as the best checkpoint is: ``eval/<split>-averaged.json``."""
+    run.average_top_checkpoints()
+    try:
+        return evaluate_and_plot(run, cfg.data.test_split, checkpoint="averaged")
+    except MissingSplitError:
+        return evaluate_and_plot(run, cfg.data.val_split, checkpoint="averaged")
+
+
+def headline_of(result: EvalResult) -> str:
+    key = "accuracy" if result.task == "classification" else "miou"
+    return f"{key} {result.figures.get(key, float('nan')):.4f}"
 
 
 def fit(

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .card import ModelCard
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    average_state_dicts,
+    check_compatible,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import ExperimentConfig, load_config, save_config
 from .data import DataSplits, build_datasets
 from .errors import UserError
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 Which = Literal["best", "last", "ema"]
-CHECKPOINT_NAMES: tuple[str, ...] = ("best", "last", "ema")
+CHECKPOINT_NAMES: tuple[str, ...] = ("best", "last", "ema", "averaged")
 
 
 class RunDirError(UserError):
@@ -137,6 +143,36 @@ class RunDir:
     def checkpoint_file(self, which: str = "best") -> Path:
         """``checkpoints/<which>.pt`` (not checked for existence)."""
         return self.checkpoints_dir / f"{which}.pt"
+
+    def top_checkpoint_file(self, epoch: int) -> Path:
+        """``checkpoints/best-eNNN.pt``: epoch ``epoch``, one of ``train.keep_best``."""
+        return self.checkpoints_dir / f"best-e{epoch:03d}.pt"
+
+    def top_checkpoints(self) -> list[Path]:
+        """The ``train.keep_best`` checkpoints, best first (the ranking ``last.pt`` holds)."""
+        ranking = load_checkpoint(self.checkpoint_file("last")).get("top_k") or []
+        paths = [self.top_checkpoint_file(int(epoch)) for _, epoch in ranking]
+        return [p for p in paths if p.is_file()]
+
+    def average_top_checkpoints(self) -> Path:
+        """``checkpoints/averaged.pt``: the weights of the ``train.keep_best`` checkpoints
+        averaged (timm's ``avg_checkpoints``), with the best one's card and state."""
+        paths = self.top_checkpoints()
+        if len(paths) < 2:
+            raise RunDirError(
+                f"{self.path}: {len(paths)} top checkpoint(s) to average; set "
+                "train.keep_best >= 2 (checkpoints/best-eNNN.pt)"
+            )
+        states = [load_checkpoint(p) for p in paths]
+        averaged = {
+            **states[0],
+            "model": average_state_dicts([s["model"] for s in states]),
+            "averaged_epochs": [s["epoch"] for s in states],
+        }
+        out = self.checkpoint_file("averaged")
+        save_checkpoint(averaged, out)
+        self._checkpoints.pop(out, None)
+        return out
 
     def find_checkpoint(self, which: str = "best") -> Path:
         """The checkpoint a reader asked for: the file given to ``RunDir`` if any, else

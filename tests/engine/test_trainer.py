@@ -231,3 +231,33 @@ def test_class_weights_reach_the_loss(small_digits, tmp_path):
     assert class_weights.tolist() == weights
     parts = build_parts(cfg, splits.num_classes, DistContext(), 5, class_weights)
     assert parts.loss_fn.weight.tolist() == weights
+
+
+def test_keep_best_keeps_the_k_best_epochs_and_averages_them(small_digits, tmp_path):
+    from pixelwise.checkpoint import average_state_dicts
+    from pixelwise.engine.trainer import rank_epoch
+    from pixelwise.experiment import run_experiment
+
+    top: list = []
+    assert rank_epoch(top, 0.5, 1, 2, "max") == (True, [])
+    assert rank_epoch(top, 0.7, 2, 2, "max") == (True, [])
+    assert rank_epoch(top, 0.6, 3, 2, "max") == (True, [1])
+    assert rank_epoch(top, 0.1, 4, 2, "max") == (False, [4])
+    assert top == [[0.7, 2], [0.6, 3]]
+
+    cfg = small_digits(
+        "train.epochs=4", "train.keep_best=2", "train.average_best=true", "train.report=false"
+    )
+    result, test = run_experiment(cfg, run_dir=tmp_path / "run")
+    run = RunDir(result.run_dir)
+    values = [r["val/accuracy"] for r in result.history]
+    ranked = sorted(range(4), key=lambda i: (-values[i], i))[:2]
+    assert [p.name for p in run.top_checkpoints()] == [f"best-e{i + 1:03d}.pt" for i in ranked]
+    assert len(list(run.checkpoints_dir.glob("best-e*.pt"))) == 2  # the others deleted
+    averaged = load_checkpoint(run.checkpoint_file("averaged"))
+    states = [load_checkpoint(p)["model"] for p in run.top_checkpoints()]
+    expected = average_state_dicts(states)
+    assert all(torch.equal(averaged["model"][k], v) for k, v in expected.items())
+    assert averaged["averaged_epochs"] == [i + 1 for i in ranked]
+    assert (run.eval_dir / "test-averaged.json").is_file()  # evaluated beside best's test.json
+    assert test.checkpoint.name == "best.pt"
