@@ -119,6 +119,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     pixelwise checkpoint's ``model``, or a ``.safetensors`` file; errors as in
     :func:`load_checkpoint`."""
     path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"  # a folder as save_pretrained writes one
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":

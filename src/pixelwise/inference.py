@@ -40,7 +40,7 @@ from .card import ModelCard, Preprocessing
 from .data.io import read_image
 from .data.transforms import Resize
 from .errors import UserError
-from .run import RunDir, RunNotFoundError, model_from_state, read_model_file
+from .run import RunDir, RunNotFoundError, is_hf_folder, model_from_state, read_model_file
 from .runtime import select_device
 from .tta import predict_logits
 
@@ -367,11 +367,11 @@ def load(
         and (path / f"{checkpoint}.pt").is_file()
     ):
         path = path / f"{checkpoint}.pt"  # a folder of checkpoints without a run around it
-    if path.is_dir():
+    if path.is_dir() and not is_hf_folder(path):
         run = RunDir(path)
         model, card = run.load_model(checkpoint)
         source = run.find_checkpoint(checkpoint)
-    elif path.is_file():
+    elif path.exists():  # a checkpoint file, a .safetensors export or a Hugging Face folder
         card, state = read_model_file(path)
         model = model_from_state(card, state, str(path))
         source = path

@@ -476,9 +476,57 @@ def model_from_state(card: ModelCard, state_dict: dict[str, Any], source: str) -
     return model
 
 
+def is_hf_folder(path: Path) -> bool:
+    """A folder as ``save_pretrained`` writes one: ``config.json`` + ``model.safetensors``."""
+    return (
+        path.is_dir()
+        and (path / "config.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
+
+
+def read_hf_folder(path: Path) -> tuple[ModelCard, dict[str, Any]]:
+    """(card, state dict) of a Hugging Face-style folder: pixelwise's own (its card in
+    ``config.json``), or timm's layout for an architecture of the zoo with the same
+    tensor names (``architecture``, ``num_classes``, ``in_chans``, ``pretrained_cfg``)."""
+    from .checkpoint import read_state_dict
+
+    config = json.loads((path / "config.json").read_text())
+    state = read_state_dict(path / "model.safetensors")
+    if "pixelwise_card" in config:
+        return ModelCard.from_dict(config["pixelwise_card"], str(path)), state
+    if "architecture" not in config:
+        raise CheckpointError(f"{path}/config.json names no architecture (nor a pixelwise card)")
+    pretrained = config.get("pretrained_cfg") or {}
+    channels, height, width = pretrained.get("input_size") or [config.get("in_chans", 3), 224, 224]
+    num_classes = int(config.get("num_classes", 1000))
+    names = config.get("label_names") or [str(i) for i in range(num_classes)]
+    card = ModelCard.from_dict(
+        {
+            "card_version": 2,
+            "task": pretrained.get("task", "classification"),
+            "model": config["architecture"],
+            "class_names": names,
+            "in_channels": config.get("in_chans", channels),
+            "image_size": [height, width],
+            "preprocessing": {
+                "resize": [height, width],
+                "mean": pretrained.get("mean") or [],
+                "std": pretrained.get("std") or [],
+                "normalize": bool(pretrained.get("mean")),
+            },
+        },
+        str(path),
+    )
+    return card, state
+
+
 def read_model_file(path: str | Path) -> tuple[ModelCard, dict[str, Any]]:
-    """(card, state dict) of a loose ``.pt`` checkpoint or a ``.safetensors`` export."""
+    """(card, state dict) of a loose ``.pt`` checkpoint, a ``.safetensors`` export or a
+    Hugging Face-style folder (``config.json`` + ``model.safetensors``)."""
     path = Path(path)
+    if is_hf_folder(path):
+        return read_hf_folder(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open  # optional dependency (the export extra)
         from safetensors.torch import load_file
