@@ -3,7 +3,9 @@
 Without a picture flag it prints the per-layer table (output shape, parameters, MACs,
 receptive field, cumulative stride) and the totals; ``--layer NAME`` works one layer's
 formulas through by hand. On a run directory, ``--features LAYER``, ``--tsne`` and
-``--gradcam`` draw pictures into ``RUN_DIR/analysis/``.
+``--gradcam`` draw pictures into ``RUN_DIR/analysis/``, each named after what produced
+it (``picture_file``). ``--input-size`` is refused where it is ambiguous or below the
+model's total stride (``parse_input_size``, ``check_input_size``).
 """
 
 from __future__ import annotations
