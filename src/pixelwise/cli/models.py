@@ -1,4 +1,4 @@
-"""``pixelwise models [--task ...]``: every model with task, parameters and input size."""
+"""``pixelwise models [PATTERN] [--task ...]``: models with task, parameters and input size."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "models",
         help="list the model zoo",
-        description="List every model with its task, parameter count and input size.",
+        description="List every model (or those matching a shell-style PATTERN such as "
+        "'resnet*') with its task, parameter count and input size.",
+    )
+    p.add_argument(
+        "pattern", nargs="?", help="shell-style name pattern, e.g. 'resnet*' or '*unet*'"
     )
     p.add_argument("--task", choices=["classification", "segmentation"], help="only this task")
     p.set_defaults(func=run)
@@ -27,9 +31,14 @@ def parameter_count(name: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..models import get_spec, list_models
+    from ..models import ModelError, get_spec, list_models
 
-    names = list_models(args.task)
+    names = list_models(args.pattern, task=args.task)
+    if not names:
+        task = f" of task {args.task}" if args.task else ""
+        raise ModelError(
+            f"no model{task} matches {args.pattern!r}; `pixelwise models` lists them all"
+        )
     print(f"{'name':<26} {'task':<15} {'params':>10}  {'input':<12} description")
     for name in names:
         spec = get_spec(name)

@@ -1,4 +1,4 @@
-"""``pixelwise predict CHECKPOINT INPUTS... --out DIR``: predict image files with a checkpoint.
+"""``pixelwise predict CHECKPOINT INPUTS... [--out DIR]``: predict image files with a checkpoint.
 
 Inputs are files, folders (searched recursively for image files) or glob patterns.
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
@@ -6,7 +6,9 @@ probabilities); segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
 An input that cannot be predicted (missing, not an image, wrong channels, an empty
 folder) is reported in one line naming it; the others are still predicted, and the
-exit status is 1 when any failed.
+exit status is 1 when any failed. Without ``--out`` the files go to a new
+``predictions/`` folder in the current directory (``default_out_dir``), named on the
+last line.
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns"
     )
-    p.add_argument("--out", required=True, help="folder for the predictions (created)")
+    p.add_argument(
+        "--out",
+        help="folder for the predictions (created; default: a new predictions/ in the current "
+        "directory, predictions-2/ and so on when that holds files)",
+    )
     p.add_argument("--topk", type=int, default=5, help="classification: labels per image")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument(
@@ -98,6 +104,17 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 
 # --------------------------------------------------------------------------- outputs
+def default_out_dir(parent: Path) -> Path:
+    """``predictions/`` in ``parent``, or the first of ``predictions-2/``, ``-3/``, ...
+    that is empty or absent: without ``--out``, earlier predictions are never overwritten
+    (and never inside an input folder, where the next run would predict them)."""
+    out, n = parent / "predictions", 1
+    while out.exists() and (not out.is_dir() or any(out.iterdir())):
+        n += 1
+        out = parent / f"predictions-{n}"
+    return out
+
+
 def write_classification(out: Path, records: list[dict[str, Any]], topk: int) -> None:
     header = ["input"]
     for rank in range(1, topk + 1):
@@ -158,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--topk and --batch-size must be at least 1")
     predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
     files, failed = expand_inputs(args.inputs)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else default_out_dir(Path.cwd())
     out.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
     segmentation = predictor.task == "segmentation"

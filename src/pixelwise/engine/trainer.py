@@ -37,7 +37,7 @@ from .build import TrainParts, build_parts
 from .early_stopping import EarlyStopping, figure, improved
 from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
-from .records import epoch_line, open_tensorboard
+from .records import epoch_line, format_rate, open_tensorboard
 from .resume import restore_training_state, training_state
 
 __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
@@ -179,7 +179,7 @@ def train_one_epoch(
             if hasattr(bar, "set_postfix"):
                 rate = seen * ctx.world_size / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(
-                    loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", img_s=f"{rate:.0f}"
+                    loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", speed=format_rate(rate)
                 )
     elapsed = time.perf_counter() - started
     totals = ddp.all_reduce_sum(torch.stack([loss_sum, loss_sum.new_tensor(seen)]), ctx)
@@ -191,7 +191,7 @@ def train_one_epoch(
     if confusion is not None:
         if ctx.enabled:
             confusion.all_reduce()
-        figures = confusion.compute()
+        figures = confusion.compute(task=cfg.task)
         stats.update({f"train/{k}": v for k, v in figures.items() if isinstance(v, float)})
     return stats
 
@@ -219,7 +219,7 @@ def validate(
         totals = ddp.all_reduce_sum(torch.tensor([loss * count, count], dtype=torch.float64), ctx)
         loss = float(totals[0]) / max(float(totals[1]), 1.0)
         matrix.all_reduce()
-    figures = {f"{prefix}/{k}": v for k, v in matrix.compute().items()}
+    figures = {f"{prefix}/{k}": v for k, v in matrix.compute(task=cfg.task).items()}
     return {f"{prefix}/loss": loss, **figures}, matrix
 
 

@@ -8,13 +8,18 @@ imports every family and fills :data:`MODELS` with :func:`register`.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from torch import nn
 
+<<<<<<< HEAD
 from ..plugins import import_class, is_import_path
 from .base import ModelError, ModelSpec
+=======
+from .base import ModelError, ModelSpec, Task
+>>>>>>> output
 from .weights import load_pretrained
 
 MODELS: dict[str, ModelSpec] = {}
@@ -28,9 +33,39 @@ def register(models: dict[str, ModelSpec]) -> None:
     MODELS.update(models)
 
 
-def list_models(task: str | None = None) -> list[str]:
-    """Model names, optionally only those of one task ('classification' or 'segmentation')."""
-    return sorted(name for name, spec in MODELS.items() if task is None or spec.task == task)
+TASKS: tuple[str, ...] = get_args(Task)
+
+
+def list_models(pattern: str | None = None, task: str | None = None) -> list[str]:
+    """Model names matching a shell-style ``pattern`` (``"resnet*"``, ``"*unet*"``; every
+    name by default), optionally only those of one ``task``, as timm's ``list_models``.
+
+    A task name in place of the pattern (``list_models("segmentation")``) filters by task,
+    as it always has. Refused with a ``ModelError``: an unknown task, and a name without
+    wildcards that names no model (a typo there would otherwise list nothing, silently).
+    """
+    if pattern in TASKS and task is None:
+        pattern, task = None, pattern
+    if task is not None and task not in TASKS:
+        raise ModelError(f"unknown task {task!r}; tasks are: {', '.join(TASKS)}")
+    if pattern is not None and not any(c in pattern for c in "*?[") and pattern not in MODELS:
+        raise ModelError(f"no model is named {pattern!r}{_name_hint(pattern)}")
+    return sorted(
+        name
+        for name, spec in MODELS.items()
+        if (task is None or spec.task == task)
+        and (pattern is None or fnmatch.fnmatchcase(name, pattern))
+    )
+
+
+def _name_hint(name: str) -> str:
+    """Where a mistyped name may have been going: a task, close names, a family pattern."""
+    task = difflib.get_close_matches(name, TASKS, n=1, cutoff=0.6)
+    if task:
+        return f"; did you mean task={task[0]!r}? (tasks are: {', '.join(TASKS)})"
+    near = difflib.get_close_matches(name, list(MODELS), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    return f"{hint} (a pattern such as '{name}*' lists a family; see `pixelwise models`)"
 
 
 def get_spec(name: str) -> ModelSpec:
