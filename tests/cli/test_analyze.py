@@ -124,15 +124,16 @@ def test_feature_maps_and_gradcam_of_split_images(untrained_run, capsys):
     ]
     assert gradcam.endswith("_test-2images.png")  # its layer, then the images
     assert printed.count("written:") == 3
-    assert_picture(out_dir / "gradcam.png", 900, 300)
+    assert_picture(out_dir / gradcam, 900, 300)
 
 
 def test_gradcam_of_a_segmentation_run_explains_one_class(untrained_segmentation_run, capsys):
     run_dir, out_dir = untrained_segmentation_run, untrained_segmentation_run / "cams"
     argv = ["analyze", str(run_dir), "--gradcam", "--count", "2", "--output", str(out_dir)]
     assert main([*argv, "--gradcam-class", "7"]) == 0
-    assert capsys.readouterr().out.strip() == f"written: {out_dir / 'gradcam.png'}"
-    assert_picture(out_dir / "gradcam.png", 500, 250)
+    written = capsys.readouterr().out.strip().removeprefix("written: ")
+    assert written.startswith(str(out_dir / "gradcam-7_")), written  # names the class
+    assert_picture(Path(written), 500, 250)
     assert main([*argv, "--gradcam-class", "Background"]) == 0  # names in any case
     assert main([*argv, "--gradcam-class", "cat"]) == 2
     err = capsys.readouterr().err.strip()

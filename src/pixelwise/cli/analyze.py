@@ -427,7 +427,6 @@ def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) 
     from ..viz.segmentation import background_index
 
     names = _class_names(run)
-<<<<<<< HEAD
     segmentation = run.config().task == "segmentation"
     chosen = _class_index(args.gradcam_class, names) if args.gradcam_class else None
     images, pictures, captions = _load_images(args, run, split)
@@ -437,20 +436,6 @@ def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) 
         layer=args.gradcam_layer,
         target_classes=None if chosen is None else [chosen] * len(images),
         skip_class=background_index(names) if segmentation else None,
-=======
-    labels = [
-        f"{caption}\n→ {names[int(c)]} ({float(p):.0%})"
-        for caption, c, p in zip(captions, cam.classes, cam.probabilities)
-    ]
-    return plot_gradcam(
-        pictures,
-        cam.heatmaps,
-        labels,
-        picture_file(
-            out, "gradcam", [cam.layer], _images_source(args, run, split), _checkpoint_name(run)
-        ),
-        title=f"Grad-CAM at {cam.layer}",
->>>>>>> output
     )
     if cam.coverage is not None:
         labels = [
@@ -469,7 +454,13 @@ def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) 
         pictures,
         cam.heatmaps,
         labels,
-        out / "gradcam.png",
+        picture_file(
+            out,
+            "gradcam" if chosen is None else f"gradcam-{names[chosen]}",  # the class explained
+            [cam.layer],
+            _images_source(args, run, split),
+            _checkpoint_name(run),
+        ),
         title=f"Grad-CAM and Grad-CAM++ at {cam.layer}: evidence for {target}",
         heatmaps_plusplus=cam.heatmaps_plusplus,
         masks=cam.masks,

@@ -14,12 +14,8 @@ from typing import Any, get_args
 
 from torch import nn
 
-<<<<<<< HEAD
 from ..plugins import import_class, is_import_path
-from .base import ModelError, ModelSpec
-=======
 from .base import ModelError, ModelSpec, Task
->>>>>>> output
 from .weights import load_pretrained
 
 MODELS: dict[str, ModelSpec] = {}
