@@ -279,12 +279,7 @@ class RunDir:
             try:
                 fd = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = self._lock_holder()
-                if holder is not None:
-                    raise RunDirError(
-                        f"{self.path} is being written by process {holder} (its lock: "
-                        f"{self.lock_file}); wait for it to finish, or choose another --run-dir"
-                    ) from None
+                self.refuse_if_locked()
                 logger.warning(f"{self.lock_file}: left by a process that is gone; taken over")
                 self.lock_file.unlink(missing_ok=True)
                 continue
@@ -300,7 +295,16 @@ class RunDir:
                 if self.lock_file.read_text() == mine:
                     self.lock_file.unlink()
 
-    def _lock_holder(self) -> str | None:
+    def refuse_if_locked(self) -> None:
+        """Raise naming the live process that holds the run's lock, if one does."""
+        holder = self.lock_holder() if self.lock_file.exists() else None
+        if holder is not None:
+            raise RunDirError(
+                f"{self.path} is being written by process {holder} (its lock: "
+                f"{self.lock_file}); wait for it to finish, or choose another --run-dir"
+            )
+
+    def lock_holder(self) -> str | None:
         """``"PID on HOST"`` of a live process holding the lock, else None (stale)."""
         try:
             holder = json.loads(self.lock_file.read_text() or "{}")
@@ -361,6 +365,8 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
             raise RunDirError("--resume needs --run-dir RUN_DIR (the run to continue)")
         return RunDir(new_run_dir(output_dir, name))
     path = Path(path)
+    if path.is_dir():  # another trainer at work: say so before anything else
+        RunDir(path).refuse_if_locked()
     if resume:
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"--resume: {path} is not a pixelwise run (no config.yaml)")
@@ -380,8 +386,9 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
 
 def remove_if_empty_run(run: RunDir) -> None:
     """A run that failed before its first epoch leaves nothing behind (its directory
-    would only push the next attempt to ``name-2``)."""
-    if run.holds_an_epoch():
+    would only push the next attempt to ``name-2``). A directory another live process
+    has locked is its own, and stays."""
+    if run.holds_an_epoch() or (run.lock_file.exists() and run.lock_holder() is not None):
         return
     shutil.rmtree(run.path, ignore_errors=True)
     logger.info(f"removed {run.path}: the run stopped before its first epoch")

@@ -4,8 +4,8 @@ Inputs are files, folders (searched recursively for image files) or glob pattern
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
 probabilities); segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
-An input that cannot be predicted (missing, not an image, wrong channels, an empty
-folder) is reported in one line naming it; the others are still predicted, and the
+An input that cannot be predicted (missing, empty, not an image, wrong channels, a file
+name that is not UTF-8, an empty folder) is reported in one line naming it; the others are still predicted, and the
 exit status is 1 when any failed.
 """
 
@@ -15,6 +15,7 @@ import argparse
 import csv
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,29 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{text}: no such file or folder")
     unique = list(dict.fromkeys(files))  # a file named twice is predicted once
-    return unique, errors
+    named = [path for path in unique if utf8_name(path)]
+    errors += [
+        f"{escaped(path)}: the file name is not valid UTF-8, so the CSV and JSON could not "
+        "name it; rename the file"
+        for path in unique
+        if not utf8_name(path)
+    ]
+    return named, errors
+
+
+def utf8_name(path: Path) -> bool:
+    """Whether the path can be written as text: a name made of bytes that are not UTF-8
+    (a Latin-1 ``café.jpg`` copied from an old disk) reaches Python as lone surrogates."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(path: Path) -> str:
+    """The path with each byte that is not UTF-8 written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
