@@ -543,6 +543,17 @@ def _(t: Torture) -> None:
         first.wait()
 
 
+@bad_input("unreadable-lock-file")
+def _(t: Torture) -> None:
+    """An empty ``.lock`` (a kill between creating and writing it) cannot be checked:
+    refused, saying which file to delete once no trainer runs."""
+    run = t.trained_run()
+    (run / ".lock").write_text("")
+    before = files_of(run)
+    t.train_digits(run, resume=True).error_line("unreadable", str(run / ".lock"), "delete")
+    assert files_of(run) == before
+
+
 @bad_input("lock-left-by-a-dead-process")
 def _(t: Torture) -> None:
     """A ``.lock`` whose process is gone is taken over; the run trains and lets go."""

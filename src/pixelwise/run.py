@@ -296,12 +296,15 @@ class RunDir:
                     self.lock_file.unlink()
 
     def refuse_if_locked(self) -> None:
-        """Raise naming the live process that holds the run's lock, if one does."""
+        """Raise naming the live process that holds the run's lock, if one does. The
+        message says how to free a lock that only looks held: one written on another
+        host, an unreadable one, or a pid that a reboot gave to another program."""
         holder = self.lock_holder() if self.lock_file.exists() else None
         if holder is not None:
             raise RunDirError(
                 f"{self.path} is being written by process {holder} (its lock: "
-                f"{self.lock_file}); wait for it to finish, or choose another --run-dir"
+                f"{self.lock_file}); wait for it to finish, or choose another --run-dir "
+                "(if no pixelwise process writes this run, delete the lock)"
             )
 
     def lock_holder(self) -> str | None:
