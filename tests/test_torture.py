@@ -849,7 +849,7 @@ def _(t: Torture) -> None:
     if os.geteuid() == 0:  # root writes through chmod: a folder under a file cannot exist
         blocker = t.tmp / "a-file"
         blocker.write_text("")
-        output, reason = blocker / "runs", "not a directory"
+        output, reason = blocker / "runs", f"{blocker} is a file, not a folder"
     else:
         output = t.tmp / "read-only"
         output.mkdir()
@@ -879,6 +879,33 @@ def _(t: Torture) -> None:
         str(run_dir / "checkpoints"), "read-only file system"
     )
     assert load_state(run_dir / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+@bad_input("outputs-of-data-and-predict-cannot-be-written")
+def _(t: Torture) -> None:
+    """``data stats --out``, ``data check --json`` and ``predict --out`` under a file:
+    one line naming the path, nothing half written."""
+    blocker = t.tmp / "a-file"
+    blocker.write_text("")
+    reason = f"{blocker} is a file, not a folder"
+    t.cli("data", "stats", "digits", "--out", blocker / "s.json").error_line(reason)
+    check = t.cli("data", "check", "digits", "--limit", "20", "--json", blocker / "c.json")
+    check.error_line(str(blocker / "c.json"), reason)
+    run = t.trained_run()
+    image = save_image(t.tmp / "x.png", pixels(8, 8, 0, 1))
+    t.cli("predict", run, image, "--out", blocker / "out").error_line(reason, alone=True)
+
+
+@bad_input(
+    "eval-when-its-picture-cannot-be-written",
+    lead="experiment.evaluate_and_plot: plot_confusion_matrix's OSError (plots/ is a "
+    "file, or the disk is full) is a raw traceback; wrap it in run.writing(path)",
+)
+def _(t: Torture) -> None:
+    run = t.trained_run()
+    shutil.rmtree(run / "plots")
+    (run / "plots").write_text("")
+    t.cli("eval", run).error_line(str(run / "plots"), "is a file, not a folder")
 
 
 # =========================================================================== weights files

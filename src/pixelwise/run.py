@@ -36,7 +36,7 @@ from .card import ModelCard
 from .checkpoint import CheckpointError, check_compatible, load_checkpoint
 from .config import ExperimentConfig, load_config, save_config
 from .data import DataSplits, build_datasets
-from .errors import UserError
+from .errors import UserError, cannot_write, writing
 from .log import logger
 
 if TYPE_CHECKING:
@@ -261,14 +261,10 @@ class RunDir:
         return self._models[key]
 
     # ----------------------------------------------------------------------- ownership
-    @contextlib.contextmanager
-    def writing(self, path: Path) -> Iterator[None]:
+    def writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
         """An ``OSError`` while writing ``path`` (a full disk, a read-only folder) as one
         line naming the path and the reason."""
-        try:
-            yield
-        except OSError as err:
-            raise RunDirError(cannot_write(path, err)) from err
+        return writing(path, RunDirError)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -427,11 +423,6 @@ def read_model_file(path: str | Path) -> tuple[ModelCard, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- helpers
-def cannot_write(path: Path, err: OSError) -> str:
-    reason = err.strerror or str(err)
-    return f"cannot write {path}: {reason.lower()}"
-
-
 def json_safe(value: Any) -> Any:
     """NaN and infinities (undefined figures) as null: strict JSON every parser reads."""
     if isinstance(value, float):

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, writing
 from ._common import add_checkpoint_choice
 
 
@@ -178,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
     files, failed = expand_inputs(args.inputs)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):  # before any image is read: a folder that cannot be written
+        out.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
     segmentation = predictor.task == "segmentation"
     records: list[dict[str, Any]] = []
@@ -206,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
                 records.append({"input": str(path), **result.to_dict()})
 
     if not segmentation:
-        write_classification(out, records, min(args.topk, len(predictor.class_names)))
+        with writing(out / "predictions.csv"):
+            write_classification(out, records, min(args.topk, len(predictor.class_names)))
     summary = {
         "checkpoint": predictor.source,
         "task": predictor.task,
@@ -214,7 +216,8 @@ def run(args: argparse.Namespace) -> int:
         "predictions": records,
         "failed": failed,
     }
-    (out / "predictions.json").write_text(json.dumps(summary, indent=1))
+    with writing(out / "predictions.json"):
+        (out / "predictions.json").write_text(json.dumps(summary, indent=1))
     report(records, failed, out, segmentation)
     return 1 if failed else 0
 
