@@ -508,7 +508,7 @@ def test_result_neutral_keys_name_real_fields_and_leave_results_alone():
             "train.log_every=7",
             "data.num_workers=2",
             "data.pin_memory=true",
-            "data.persistent_workers=false",
+            "data.persistent_workers=true",
             "data.eval_batch_size=500",
             "train.learning_gif=false",
             "train.gif_images=3",

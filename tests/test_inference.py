@@ -20,20 +20,10 @@ from pixelwise.metrics import ConfusionMatrix
 QUIET = ["train.tensorboard=false", "train.report=false", "train.learning_gif=false"]
 
 
-@pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory):
-    """Digits (8x8, resized to 16x16 as in the bundled recipe), one short epoch."""
-    overrides = [
-        f"output_dir={tmp_path_factory.mktemp('cls')}",
-        "train.epochs=1",
-        "schedule.warmup_epochs=0",
-        "data.val_fraction=0.1",
-        "data.test_fraction=0.5",
-        "model.options={width: 4, dropout: 0.0}",
-        *QUIET,
-    ]
-    cfg = load_config("digits", overrides)
-    return cfg, fit(cfg).run_dir
+@pytest.fixture
+def classifier_run(trained_digits):
+    """The session's shared digits run (two epochs at 8x8; tests/conftest.py)."""
+    return trained_digits.cfg, trained_digits.run_dir
 
 
 @pytest.fixture(scope="module")

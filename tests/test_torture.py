@@ -554,6 +554,25 @@ def _(t: Torture) -> None:
     assert files_of(run) == before
 
 
+@bad_input("resume-auto-while-another-trainer-is-in-its-first-epoch")
+def _(t: Torture) -> None:
+    """``--resume auto`` discards a run killed before its first checkpoint, but not one
+    whose trainer is alive and simply has not written it yet."""
+    run = t.trained_run()
+    shutil.rmtree(run / "checkpoints")
+    shutil.rmtree(run / "eval")
+    first = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (run / ".lock").write_text(lock_of(first.pid))
+        before = files_of(run)
+        argv = ["train", "digits", *TINY, f"output_dir={t.tmp}", "--run-dir", run]
+        t.cli(*argv, "--resume", "auto").error_line(str(first.pid), "being written by")
+        assert files_of(run) == before
+    finally:
+        first.kill()
+        first.wait()
+
+
 @bad_input("lock-left-by-a-dead-process")
 def _(t: Torture) -> None:
     """A ``.lock`` whose process is gone is taken over; the run trains and lets go."""

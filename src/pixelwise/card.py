@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import __version__
+from ._version import __version__
 from .checkpoint import CheckpointError
 from .config import ExperimentConfig
 from .data.transforms import normalization
+from .viz.colors import configured_class_colors
 
 if TYPE_CHECKING:
     from torch import nn
@@ -86,6 +87,7 @@ class ModelCard:
     preprocessing: Preprocessing
     options: dict[str, Any] = field(default_factory=dict)
     ignore_index: int = 255
+    class_colors: tuple[tuple[int, int, int], ...] | None = None  # None: viz.colors' default
     version: str = __version__
     # where it came from
     run_name: str | None = None
@@ -121,12 +123,21 @@ class ModelCard:
             preprocessing=Preprocessing.from_config(cfg),
             options=model_options(cfg),
             ignore_index=cfg.data.ignore_index,
+            class_colors=configured_class_colors(cfg.data, class_names),
             run_name=cfg.name,
             dataset=cfg.data.format,
             seed=cfg.seed,
             planned_epochs=cfg.train.epochs,
             torch_version=str(torch.__version__),
         )
+
+    def for_module(self, model: nn.Module) -> ModelCard:
+        """The card of a user's own model object: its class by import path, which
+        ``build()`` can rebuild where the class takes ``num_classes`` and ``in_channels``
+        (a class defined in ``__main__`` or with other arguments cannot be rebuilt: load
+        its weights into an instance with ``RunDir.load_weights``)."""
+        cls = type(model)
+        return dataclasses.replace(self, model=f"{cls.__module__}:{cls.__qualname__}", options={})
 
     def with_training_state(
         self, epochs: int, best_metric: str | None, best_value: float | None
@@ -171,6 +182,7 @@ class ModelCard:
             image_size=_pair(raw["image_size"]),
             preprocessing=Preprocessing(**{"resize": None, **prep}),
             options=dict(raw.get("options") or {}),
+            class_colors=_colors(raw.get("class_colors")),
         )
         return cls(**values)
 
@@ -230,6 +242,10 @@ def _from_version_1(raw: dict[str, Any]) -> dict[str, Any]:
 def _pair(values: Sequence[int]) -> tuple[int, int]:
     height, width = (int(v) for v in values)
     return height, width
+
+
+def _colors(values: Sequence[Sequence[int]] | None) -> tuple[tuple[int, int, int], ...] | None:
+    return tuple((int(r), int(g), int(b)) for r, g, b in values) if values else None
 
 
 def _plain(value: Any) -> Any:

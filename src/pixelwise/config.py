@@ -64,6 +64,7 @@ class DataConfig:
     format: str = "digits"
     """digits | digits_segmentation | image_folder | csv | cifar10 | cifar100 |
     mask_folder | oxford_pet | voc (layouts: docs/data.md)"""
+    options: dict[str, Any] = field(default_factory=dict)  # keyword options of an imported class
     root: str | None = None  # relative paths: to the directory the command runs in
     num_classes: int | None = None  # inferred from the dataset where it knows
     class_names: list[str] | None = None
@@ -73,7 +74,7 @@ class DataConfig:
     eval_batch_size: int | None = None
     num_workers: int = 0
     pin_memory: bool | None = None  # None: on when training on CUDA
-    persistent_workers: bool = True
+    persistent_workers: bool = False  # True: faster epochs, but a resumed run is not exact
     cache: bool = False  # decode every image once and keep the uint8 pixels in memory
     val_fraction: float = 0.15  # used only where the dataset has no own split
     test_fraction: float = 0.15
@@ -109,6 +110,7 @@ class DataConfig:
     include_classes: list[int] | None = None  # keep only these class indices (renumbered)
     num_samples: int = 2000  # size of the synthetic digit-segmentation set
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
+    class_colors: str | list[list[int]] | None = None  # [[r, g, b]] per class, or a palette file
 
     def check(self, need: Need) -> None:
         need(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
@@ -190,6 +192,19 @@ class DataConfig:
             "must be >= 1",
         )
         need(self.num_samples >= 1, "num_samples", "must be >= 1")
+        colors = self.class_colors
+        classes = n or len(self.class_names or []) or None
+        need(
+            not isinstance(colors, list)
+            or (
+                bool(colors)
+                and all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in colors)
+                and len(colors) == (classes or len(colors))
+            ),
+            "class_colors",
+            f"needs one [r, g, b] of 0..255 per class ({classes or 'each'}) or a palette "
+            f"file, got {colors}",
+        )
 
 
 @dataclass

@@ -12,34 +12,106 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import ExperimentConfig
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .config import ExperimentConfig, load_config
 from .data.transforms import normalization
-from .engine import EpochEnd, EvalResult, TrainResult, evaluate_run, fit
-from .engine.evaluate import MissingSplitError
+from .engine import EpochEnd, EvalResult, TrainResult, evaluate_run
+from .engine import fit as train
+from .engine.evaluate import MissingSplitError, evaluate_in_memory
+from .engine.trainer import EpochHook, Pieces, user_splits
+from .errors import UserError
 from .log import logger
 from .run import RunDir
+from .viz.colors import configured_class_colors
 from .viz.learning import LearningGif
 from .viz.plots import plot_confusion_matrix, plot_curves
 from .viz.report import write_report
 
 
 def run_experiment(
-    cfg: ExperimentConfig, run_dir: Path | None = None, resume: bool = False
+    cfg: ExperimentConfig,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    allow_config_changes: bool = False,
+    on_epoch: EpochHook | None = None,
+    pieces: Pieces | None = None,
 ) -> tuple[TrainResult, EvalResult | None]:
     """Train; then (rank 0) plot the curves, evaluate the best checkpoint on the test
-    split and write the report. Under ``torchrun`` every process calls it."""
+    split and write the report. ``on_epoch`` is called after each epoch, as ``fit``
+    calls it; ``pieces`` are a user's own model, datasets and loss (``pixelwise.fit``).
+    Under ``torchrun`` every process calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
-    result = fit(cfg, run_dir=run_dir, resume=resume, on_epoch=gif)
+    hooks = [hook for hook in (gif, on_epoch) if hook is not None]
+
+    def after_epoch(end: EpochEnd) -> None:
+        for hook in hooks:
+            hook(end)
+
+    result = train(
+        cfg,
+        run_dir=run_dir,
+        resume=resume,
+        on_epoch=after_epoch if hooks else None,
+        allow_config_changes=allow_config_changes,
+        pieces=pieces,
+    )
     if not result.is_main:
         return result, None
     run = RunDir(result.run_dir)
     if gif is not None:
         gif.save(run)
     plot_curves(result.history, run.plots_dir / "curves.png", cfg.task)
-    test = evaluate_after_training(run, cfg)
+    if pieces is not None and (pieces.model is not None or pieces.has_data):
+        test = evaluate_pieces(run, cfg, pieces)
+    else:
+        test = evaluate_after_training(run, cfg)
     if cfg.train.report:
         write_run_report(run, evaluate_missing=False)
     return result, test
+
+
+def fit(
+    cfg: ExperimentConfig | str | Path | None = None,
+    *,
+    model: nn.Module | None = None,
+    train_data: Dataset | None = None,
+    val_data: Dataset | None = None,
+    test_data: Dataset | None = None,
+    loss: nn.Module | None = None,
+    class_names: list[str] | None = None,
+    overrides: list[str] | None = None,
+    run_dir: Path | None = None,
+    resume: bool = False,
+) -> tuple[TrainResult, EvalResult | None]:
+    """``pixelwise.fit``: the pixelwise loop on your own pieces, the config filling the
+    rest (precision, EMA, schedules, resume, DDP, metrics, checkpoints, report).
+
+    ``cfg`` is a config, a bundled name or YAML path, or None: then the task, the input
+    channels and size come from ``train_data``'s first item (``data.format: python``).
+    ``model`` is any ``nn.Module``; the datasets return ``(image, target)`` tensors ready
+    for it; ``loss`` is ``(logits, targets) -> scalar``. Returns ``run_experiment``'s
+    ``(TrainResult, EvalResult or None)``.
+    """
+    if not isinstance(cfg, ExperimentConfig):
+        extra = list(overrides or [])
+        if cfg is None and train_data is not None:
+            image, target = train_data[0]
+            task = "segmentation" if torch.as_tensor(target).dim() else "classification"
+            extra = [
+                f"task={task}",
+                "data.format=python",
+                f"data.in_channels={image.shape[0]}",
+                f"data.image_size=[{image.shape[-2]}, {image.shape[-1]}]",
+                *extra,
+            ]
+        cfg = load_config(cfg, extra)
+    elif overrides:
+        raise UserError("overrides go with a config name or path, not with a built config")
+    pieces = Pieces(model, train_data, val_data, test_data, loss, class_names)
+    return run_experiment(cfg, run_dir=run_dir, resume=resume, pieces=pieces)
 
 
 def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | None:
@@ -66,6 +138,31 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
             "held-out estimate (set data.test_fraction > 0 or provide a test split)"
         )
         return evaluate_and_plot(run, cfg.data.val_split, checkpoint=which)
+
+
+def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalResult | None:
+    """The best checkpoint, in the user's own model object, on the test data (the given
+    ``test_data``, else the config's test split); a warning where there is none."""
+    splits = user_splits(cfg, pieces) if pieces.has_data else run.splits()
+    split = cfg.data.test_split if cfg.data.test_split in splits.datasets else cfg.data.val_split
+    if split not in splits.datasets:
+        logger.warning("no test or validation data: the trained model was not evaluated")
+        return None
+    if split != cfg.data.test_split:
+        logger.warning(
+            f"no test data: the best checkpoint is evaluated on '{split}', which chose it"
+        )
+    model = pieces.model if pieces.model is not None else run.load_model("best")[0]
+    result = evaluate_in_memory(
+        run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss
+    )
+    plot_confusion_matrix(
+        result.matrix,
+        result.class_names,
+        run.confusion_plot_file(result.out.stem),
+        title=f"{result.title} confusion matrix",
+    )
+    return result
 
 
 def evaluate_and_plot(
@@ -133,8 +230,9 @@ class LearningGifRecorder:
                 mean=mean,
                 std=std,
                 class_names=end.splits.class_names,
+                colors=configured_class_colors(data, end.splits.class_names),
             )
-        self.gif.record(end.model, end.epoch)
+        self.gif.record(end.model, end.epoch, miou=end.record.get("val/miou"))
 
     def save(self, run: RunDir) -> None:
         if self.gif is not None and self.gif.frames:

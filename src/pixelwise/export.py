@@ -68,7 +68,7 @@ class ExportResult:
 class ExportableModel(nn.Module):
     """The model's main logits; segmentation models that pad get export-friendly padding.
 
-    A :class:`~pixelwise.models.encoders.SegmentationModel` pads to a multiple of its
+    A :class:`~pixelwise.models.base.SegmentationModel` pads to a multiple of its
     ``size_divisor`` only where needed, a branch that tracing fixes for the traced size.
     Padding by ``(d - size % d) % d`` always (zero when already a multiple) computes the
     same logits and keeps the amount a function of the input size.

@@ -16,6 +16,7 @@ invalid targets raise at once.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -171,7 +172,14 @@ class ConfusionMatrix:
         return figures_from_matrix(self.matrix, self._topk_counts, self.topk)
 
 
-_HISTC_ON_CUDA = {"works": True}  # False once a build refuses int64 histc on CUDA
+@functools.cache
+def histc_counts_int64_on_cuda() -> bool:
+    """Whether this build's ``torch.histc`` takes int64 CUDA tensors (probed once)."""
+    try:
+        torch.histc(torch.zeros(1, dtype=torch.int64, device="cuda"), bins=2, min=0, max=2)
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
 
 
 def count_values(index: torch.Tensor, bins: int) -> torch.Tensor:
@@ -186,13 +194,10 @@ def count_values(index: torch.Tensor, bins: int) -> torch.Tensor:
     """
     if (
         index.is_cuda
-        and _HISTC_ON_CUDA["works"]
         and not torch.are_deterministic_algorithms_enabled()
+        and histc_counts_int64_on_cuda()
     ):
-        try:
-            return torch.histc(index, bins=bins + 1, min=0, max=bins + 1)[:bins]
-        except (RuntimeError, NotImplementedError):  # refused at dispatch: no sync lost
-            _HISTC_ON_CUDA["works"] = False
+        return torch.histc(index, bins=bins + 1, min=0, max=bins + 1)[:bins]
     in_range = (index >= 0) & (index < bins)
     return torch.bincount(torch.where(in_range, index, bins), minlength=bins + 1)[:bins]
 

@@ -260,6 +260,14 @@ class RunDir:
             self._models[key] = (model.to(device).eval(), checkpoint.card)
         return self._models[key]
 
+    def load_weights(self, model: nn.Module, which: str = "best") -> nn.Module:
+        """A checkpoint's weights loaded into ``model`` (a user's own model object, which
+        a card cannot rebuild), after the compatibility check; returned in eval mode."""
+        checkpoint = self.read_checkpoint(which)
+        check_compatible(model, checkpoint.state["model"], str(checkpoint.path))
+        model.load_state_dict(checkpoint.state["model"])
+        return model.eval()
+
     # ----------------------------------------------------------------------- ownership
     def writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
         """An ``OSError`` while writing ``path`` (a full disk, a read-only folder) as one
@@ -331,6 +339,22 @@ class RunDir:
             logger.info(f"removed {len(removed)} unfinished checkpoint file(s) of a killed run")
         return removed
 
+    def discard_unfinished(self) -> None:
+        """Remove what a run killed before its first checkpoint left (its config,
+        metrics, split, pictures), so that ``--resume auto`` starts it afresh; a run
+        with a checkpoint, or one a live process holds (still in its first epoch), is
+        never touched."""
+        self.refuse_if_locked()
+        if any(self.checkpoints_dir.glob("*.pt")):
+            raise RunDirError(f"{self.path} holds checkpoints: resume it instead")
+        owned = [self.config_file, self.metrics_file, self.path / "splits.json"]
+        owned += [self.tensorboard_dir, self.plots_dir, self.eval_dir, self.checkpoints_dir]
+        for path in owned:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
     def holds_an_epoch(self) -> bool:
         return bool(self.metrics()) or any(self.checkpoints_dir.glob("*.pt"))
 
@@ -381,6 +405,27 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
     except OSError as err:
         raise RunDirError(cannot_write(path, err)) from err
     return RunDir(path)
+
+
+def decide_resume(path: Path | None, mode: bool | str | None) -> bool:
+    """Whether ``--resume`` (``mode`` True) or ``--resume auto`` continues ``path``.
+
+    ``--resume`` needs ``checkpoints/last.pt``; ``--resume auto`` starts afresh where
+    there is none, discarding what a run killed before its first checkpoint left."""
+    if mode is None or mode is False:
+        return False
+    if path is None:
+        raise RunDirError("--resume needs --run-dir RUN_DIR (the run to continue)")
+    last = Path(path) / "checkpoints" / "last.pt"
+    if last.is_file():
+        return True
+    if mode != "auto":
+        raise RunNotFoundError(
+            f"{last} not found: nothing to resume (--resume auto starts fresh instead)"
+        )
+    if Path(path).is_dir():
+        RunDir(path).discard_unfinished()
+    return False
 
 
 def remove_if_empty_run(run: RunDir) -> None:

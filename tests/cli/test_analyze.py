@@ -32,6 +32,40 @@ def untrained_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="module")
+def untrained_segmentation_run(tmp_path_factory) -> Path:
+    """A segmentation run as training leaves it: a small U-Net, digit canvases."""
+    run_dir = tmp_path_factory.mktemp("segmentation_run")
+    overrides = [
+        "task=segmentation",
+        "data.format=digits_segmentation",
+        "data.image_size=[32, 32]",
+        "data.num_samples=40",
+        "model.name=unet",
+        "model.options={base_channels: 4}",
+        "train.best_metric=val/miou",
+    ]
+    cfg = load_config("digits", overrides)
+    save_config(cfg, run_dir / "config.yaml")
+    names = ["background", *(str(d) for d in range(10))]
+    state = {
+        "model": build_model(cfg, len(names)).state_dict(),
+        "epoch": 0,
+        "card": ModelCard.from_config(cfg, names).to_dict(),
+    }
+    save_checkpoint(state, run_dir / "checkpoints" / "best.pt")
+    return run_dir
+
+
+def assert_picture(path: Path, min_width: int, min_height: int) -> None:
+    """Opens, has a size, and is not blank (many colours, none covering nearly all)."""
+    with Image.open(path) as picture:
+        assert picture.width >= min_width and picture.height >= min_height
+        colors = picture.convert("RGB").getcolors(maxcolors=1 << 24) or []
+        assert len(colors) > 8
+        assert max(count for count, _ in colors) < 0.9 * picture.width * picture.height
+
+
 def test_table_of_a_zoo_model(capsys):
     assert main(["analyze", "vgg16"]) == 0
     out = capsys.readouterr().out
@@ -83,6 +117,20 @@ def test_feature_maps_and_gradcam_of_split_images(untrained_run, capsys):
         "gradcam.png",
     ]
     assert printed.count("written:") == 3
+    assert_picture(out_dir / "gradcam.png", 900, 300)
+
+
+def test_gradcam_of_a_segmentation_run_explains_one_class(untrained_segmentation_run, capsys):
+    run_dir, out_dir = untrained_segmentation_run, untrained_segmentation_run / "cams"
+    argv = ["analyze", str(run_dir), "--gradcam", "--count", "2", "--output", str(out_dir)]
+    assert main([*argv, "--gradcam-class", "7"]) == 0
+    assert capsys.readouterr().out.strip() == f"written: {out_dir / 'gradcam.png'}"
+    assert_picture(out_dir / "gradcam.png", 500, 250)
+    assert main([*argv, "--gradcam-class", "Background"]) == 0  # names in any case
+    assert main([*argv, "--gradcam-class", "cat"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--gradcam-class 'cat': not a class" in err
+    assert "background, 0, 1" in err
 
 
 def test_image_files_and_tsne(untrained_run, tmp_path, capsys):

@@ -68,7 +68,7 @@ def calls(monkeypatch):
 
     received = []
 
-    def fake_run_experiment(cfg, run_dir=None, resume=False):
+    def fake_run_experiment(cfg, run_dir=None, resume=False, allow_config_changes=False):
         received.append({"cfg": cfg, "run_dir": run_dir, "resume": resume})
         return SimpleNamespace(is_main=False), None
 

@@ -55,25 +55,10 @@ def same_figure(ours, logged) -> bool:
 
 
 # --------------------------------------------------------------------------- classification
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    """Two short epochs of the digits quick start at the digits' own 8x8 size (the
-    module's tests share it)."""
-    out = tmp_path_factory.mktemp("runs")
-    cfg = load_config(
-        "digits",
-        [
-            f"output_dir={out}",
-            "train.epochs=2",
-            "schedule.warmup_epochs=0",
-            "train.tensorboard=false",
-            "train.report=false",
-            "data.batch_size=64",
-            "data.image_size=[8, 8]",
-            "model.options={width: 8, dropout: 0.0}",
-        ],
-    )
-    return fit(cfg)
+@pytest.fixture
+def digits_run(trained_digits):
+    """The session's shared digits run (two epochs at 8x8; tests/conftest.py)."""
+    return trained_digits
 
 
 def test_eval_prints_the_figures_logged_at_the_best_epoch(digits_run, capsys):

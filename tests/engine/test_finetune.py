@@ -116,3 +116,96 @@ def test_head_training_from_pretrained_weights_changes_only_the_head(small_digit
     assert {"fc.weight", "fc.bias"} <= changed
     assert "stages.2.0.0.weight" in changed and "stages.2.0.1.running_mean" in changed
     assert not any(k.startswith(("stem.", "stages.0.", "stages.1.")) for k in changed)
+
+
+# --------------------------------------------------------------- segmentation families
+# Each family: build options and the parameter prefixes that pretrained weights fill
+# (written out here, not read from the model, so the declaration itself is checked).
+# Built on the meta device: a plan needs names and flags, not values.
+SEGMENTATION_FAMILIES = {
+    "unet": ({"base_channels": 4}, ()),  # from scratch: everything is new
+    "unet_on_encoder": ({"encoder": "small_cnn", "width": 4}, ("encoder.",)),
+    "segnet": ({"input_norm": True}, ("encoder.",)),
+    "fcn_vgg": ({}, ("encoder.", "decoder.fc6.", "decoder.fc7.")),  # fc6/fc7 from VGG16
+    "fcn_vgg_narrow_fc": ({"fc_channels": 16}, ("encoder.",)),  # fresh fc6/fc7
+    "fcn_resnet": ({"aux_loss": True}, ("backbone.",)),
+    "deeplabv3": ({"aux_loss": True}, ("backbone.",)),
+}
+MODEL_NAMES = {
+    "unet": "unet",
+    "unet_on_encoder": "unet",
+    "segnet": "segnet_compact",
+    "fcn_vgg": "fcn8s",
+    "fcn_vgg_narrow_fc": "fcn8s",
+    "fcn_resnet": "fcn_resnet50",
+    "deeplabv3": "deeplabv3_resnet50",
+}
+
+
+def _segmentation_model(family: str) -> torch.nn.Module:
+    options, _ = SEGMENTATION_FAMILIES[family]
+    with torch.device("meta"):
+        return create_model(MODEL_NAMES[family], num_classes=3, **options)
+
+
+def _trainable_with(model, strategy: str, stages: int = 1) -> set[str]:
+    """What trains at epoch 0 under ``strategy`` (``model``: freshly built)."""
+    plan = FinetunePlan.for_model(model, FinetuneConfig(strategy, trainable_stages=stages))
+    plan.apply(model, 0)
+    return _trainable(model)
+
+
+@pytest.mark.parametrize("family", list(SEGMENTATION_FAMILIES))
+def test_segmentation_head_partial_full_train_exactly_the_declared_parts(family):
+    model = _segmentation_model(family)
+    pretrained_prefixes = SEGMENTATION_FAMILIES[family][1]
+    every = {n for n, _ in model.named_parameters()}
+    pretrained = {n for n in every if n.startswith(pretrained_prefixes)}
+    new = every - pretrained
+    assert new and new_parameter_names(model) == new
+    stages = stage_parameter_names(model)
+    assert {n for stage in stages for n in stage} == pretrained  # stages cover the rest
+
+    assert _trainable_with(model, "head") == new
+    last = set(stages[-1]) if stages else set()
+    assert _trainable_with(_segmentation_model(family), "partial", 1) == new | last
+    assert _trainable_with(_segmentation_model(family), "full") == every
+
+
+def test_segmentation_stages_follow_the_encoder_levels():
+    fcn = _segmentation_model("fcn_vgg")  # VGG16 pools at features.4, 9, 16, 23, 30
+    firsts = [stage[0] for stage in stage_parameter_names(fcn)]
+    assert firsts == [f"encoder.features.{i}.weight" for i in (0, 5, 10, 17, 24)] + [
+        "decoder.fc6.0.weight"  # fc6/fc7 after the last level join the last stage
+    ]
+    deeplab = _segmentation_model("deeplabv3")
+    firsts = [stage[0] for stage in stage_parameter_names(deeplab)]
+    assert firsts == ["backbone.conv1.weight"] + [
+        f"backbone.layer{i}.0.conv1.weight" for i in (1, 2, 3, 4)
+    ]
+    segnet = _segmentation_model("segnet")  # VGG-BN levels: conv, BN, ReLU units per stage
+    firsts = [stage[0] for stage in stage_parameter_names(segnet)]
+    assert firsts == [f"encoder.features.{i}.weight" for i in (0, 7, 14, 24)]
+
+
+def test_segnet_head_strategy_trains_its_new_decoder():
+    """Regression: `head` on SegNet froze the randomly initialised decoder (and input
+    norm) and trained only the final 3x3 layer."""
+    model = create_model("segnet_compact", num_classes=3, input_norm=True)
+    _trainable_with(model, "head")
+    assert all(p.requires_grad for p in model.decoder.parameters())
+    assert all(p.requires_grad for p in model.input_norm.parameters())
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+
+
+def test_fcn_pretrained_fc6_fc7_are_not_new():
+    """Regression: FCN-VGG's fc6/fc7, VGG16's classifier layers, counted as new, so
+    `head` trained them and `pretrained_lr_mult` skipped them."""
+    with torch.device("meta"):
+        model = create_model("fcn32s", num_classes=3)
+    fully_connected = {n for n, p in model.named_parameters() if p.shape[0] == 4096}
+    assert len(fully_connected) == 4  # fc6 and fc7: weight and bias
+    plan = FinetunePlan.for_model(model, FinetuneConfig("full", pretrained_lr_mult=0.1))
+    assert all(plan.lr_multipliers().get(n) == 0.1 for n in fully_connected)
+    trainable = _trainable_with(model, "head")
+    assert trainable and not trainable & fully_connected

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from pixelwise.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from pixelwise.config import ConfigError
 from pixelwise.engine import fit, trainer
 from pixelwise.engine.resume import rng_state, set_rng_state
 from pixelwise.run import RunDir
@@ -94,10 +95,12 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(
 def test_resume_with_another_model_says_so_in_one_sentence(small_digits, tmp_path):
     fit(small_digits("train.epochs=1"), run_dir=tmp_path / "run")
     other = small_digits("train.epochs=2", "model.name=resnet20", "model.options={}")
+    with pytest.raises(ConfigError, match="model.name: 'small_cnn' -> 'resnet20'"):
+        fit(other, run_dir=tmp_path / "run", resume=True)  # the config check comes first
     with pytest.raises(
         CheckpointError, match="holds a 'small_cnn' model, but this run builds 'resnet20'"
     ):
-        fit(other, run_dir=tmp_path / "run", resume=True)
+        fit(other, run_dir=tmp_path / "run", resume=True, allow_config_changes=True)
 
 
 def test_cli_resume_continues_the_run_in_run_dir(tmp_path, capsys):
@@ -116,8 +119,12 @@ def test_cli_resume_continues_the_run_in_run_dir(tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert main(["train", "digits", *overrides, "train.epochs=1", "--run-dir", str(run_dir)]) == 0
     args = ["train", "digits", *overrides, "train.epochs=2", "--run-dir", str(run_dir)]
-    assert main([*args, "--resume"]) == 0
-    assert [r["epoch"] for r in RunDir(run_dir).metrics()] == [1, 2]
+    assert main([*args, "--resume"]) == 2  # train.epochs 1 -> 2 changes the result
+    assert "train.epochs: 1 -> 2" in capsys.readouterr().err
+    assert main([*args, "--resume", "--allow-config-changes"]) == 0
+    records = RunDir(run_dir).metrics()
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[1]["lr"] > 0  # the schedule was recomputed for 2 epochs, not run at lr 0
     assert "run directory:" in capsys.readouterr().out
     assert main(["train", "digits", "--resume", "--run-dir", str(tmp_path / "none")]) == 2
 

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+import pixelwise.models
 from pixelwise.models import ModelError, create_model, list_models
-from pixelwise.models.base import Classifier, FeatureLevel
-from pixelwise.models.encoders import (
+from pixelwise.models.base import (
+    Classifier,
+    FeatureLevel,
     SegmentationModel,
+    crop_to,
+    pad_to_multiple,
+)
+from pixelwise.models.encoders import (
     as_encoder,
     create_encoder,
-    crop_to,
     load_encoder_weights,
     output_stride,
-    pad_to_multiple,
 )
 from pixelwise.models.simple import small_cnn
 
@@ -37,6 +44,38 @@ SEGMENTATION = [
 def test_registry_lists_segmentation_models() -> None:
     assert set(SEGMENTATION) <= set(list_models(task="segmentation"))
     assert not set(SEGMENTATION) & set(list_models(task="classification"))
+
+
+def imports_within(package: Path) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports (anywhere in it, functions too);
+    ``from . import name`` of a non-module imports the package's ``__init__``."""
+    modules = {path.stem for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module in modules:
+        tree = ast.parse((package / f"{module}.py").read_text())
+        deps = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            if node.module:
+                deps.add(node.module.split(".")[0])
+            else:
+                deps |= {a.name if a.name in modules else "__init__" for a in node.names}
+        graph[module] = deps & modules
+    return graph
+
+
+def test_models_package_has_no_import_cycle() -> None:
+    graph = imports_within(Path(pixelwise.models.__file__).parent)
+    assert "registry" in graph and not graph["registry"] - {"base", "weights"}
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, f"import cycle: {' -> '.join([*path, module])}"
+        for dep in graph[module]:
+            visit(dep, [*path, module])
+
+    for module in graph:
+        visit(module, [])
 
 
 def test_output_stride() -> None:
@@ -73,8 +112,8 @@ class ToyClassifier(Classifier):
 
 def test_as_encoder_drops_the_whole_top_level_head() -> None:
     encoder = as_encoder(ToyClassifier())
-    assert isinstance(encoder.head, nn.Identity)
-    assert encoder.removed_head == ["head"]
+    assert not hasattr(encoder, "head")
+    assert encoder.dropped_head == ("head",)
     assert all(key.startswith("stem.") for key in encoder.state_dict())
     assert encoder.forward_pyramid(torch.randn(1, 3, 9, 9))[0].shape == (1, 8, 5, 5)
     with pytest.raises(TypeError, match="Classifier"):
@@ -83,9 +122,9 @@ def test_as_encoder_drops_the_whole_top_level_head() -> None:
 
 def test_create_encoder_from_name_and_instance() -> None:
     encoder = create_encoder("small_cnn", in_channels=1, width=8)
-    assert isinstance(encoder.fc, nn.Identity)
+    assert not hasattr(encoder, "fc")
     assert encoder.stem[0].in_channels == 1
-    assert create_encoder(small_cnn(width=8)).removed_head == ["fc"]
+    assert create_encoder(small_cnn(width=8)).dropped_head == ("fc",)
     with pytest.raises(ModelError, match="encoder name"):
         create_encoder(small_cnn(), width=8)
     with pytest.raises(ModelError, match="segmentation model"):
@@ -113,6 +152,21 @@ def test_encoder_weights_load_a_classifier_state_dict(tmp_path) -> None:
         load_encoder_weights(encoder, path)
 
 
+class PaddedInput(nn.Module):
+    """An encoder that checks it sees the padded input and passes it on as one level."""
+
+    feature_info = [FeatureLevel("identity", 3, 1)]
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0
+        return [x]
+
+
+class Deepest(nn.Module):
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return features[-1]
+
+
 class Toy(SegmentationModel):
     """Predicts at the padded size, with an auxiliary output."""
 
@@ -121,12 +175,12 @@ class Toy(SegmentationModel):
     def __init__(self) -> None:
         super().__init__()
         self.num_classes = 2
+        self.encoder = PaddedInput()
+        self.decoder = Deepest()
         self.head = nn.Conv2d(3, 2, 1)
 
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0
-        logits = self.head(x)
-        return logits, 2 * logits
+    def forward_aux(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return 2 * self.head(features[-1])
 
 
 def test_segmentation_output_convention() -> None:
@@ -138,3 +192,20 @@ def test_segmentation_output_convention() -> None:
     logits = model.eval()(x)
     assert isinstance(logits, torch.Tensor) and logits.shape == (2, 2, 13, 17)
     torch.testing.assert_close(logits, model.head(x))
+
+
+class Pooled(nn.Module):
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return nn.functional.avg_pool2d(features[-1], 4)
+
+
+def test_coarse_logits_are_resized_to_the_input() -> None:
+    """A head at stride 4 gives logits of the input's size: bilinear, then cropped."""
+    model = Toy().eval()
+    model.decoder = Pooled()
+    x = torch.randn(1, 3, 13, 17)
+    logits = model(x)
+    assert logits.shape == (1, 2, 13, 17)
+    coarse = model.head(nn.functional.avg_pool2d(nn.functional.pad(x, (0, 7, 0, 3)), 4))
+    expected = nn.functional.interpolate(coarse, size=(16, 24), mode="bilinear")
+    torch.testing.assert_close(logits, expected[..., :13, :17])

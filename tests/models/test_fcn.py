@@ -63,7 +63,7 @@ def test_vgg_parameter_counts() -> None:
             name: create_model(name, num_classes=21) for name in ("fcn32s", "fcn16s", "fcn8s")
         }
     counts = {name: num_params(model) for name, model in models.items()}
-    upscore = num_params(models["fcn32s"].upscore)  # fixed in the paper's code, learned here
+    upscore = num_params(models["fcn32s"].head.upscore)  # fixed in the paper's code, learned here
     assert counts["fcn32s"] - upscore == pytest.approx(134e6, rel=0.01)
 
     def upsampling(factor: int) -> int:  # 21 -> 21 channels, kernel 2 * factor, no bias
@@ -100,7 +100,7 @@ def test_fully_connected_layer_as_convolution() -> None:
 def test_fcn32s_full_size_forward() -> None:
     """One real build: fc6/fc7 are VGG16's classifier layers, the scorer starts at zero."""
     model = fcn.fcn32s(num_classes=4).eval()
-    assert model.fc6[0].weight.shape == (4096, 512, 7, 7)
+    assert model.decoder.fc6[0].weight.shape == (4096, 512, 7, 7)
     with torch.no_grad():
         logits = model(torch.randn(1, 3, 33, 47))
     assert logits.shape == (1, 4, 33, 47)

@@ -50,8 +50,7 @@ def test_unpooling_puts_values_back_at_the_maxima() -> None:
     with torch.no_grad():
         conv.weight[0, 0, 1, 1] = 1.0
         x = torch.rand(1, 1, 4, 6)
-        features, pools = model.encoder(x)
-        unpooled = model.decoder(features, pools)  # depth 1: the stage is unpooling alone
+        unpooled = model.decoder(model.encoder.forward_pyramid(x))  # depth 1: unpooling alone
     is_max = x == nn.functional.interpolate(nn.functional.max_pool2d(x, 2), scale_factor=2)
     assert torch.equal(unpooled != 0, is_max)
     torch.testing.assert_close(unpooled[is_max], x[is_max] / (1 + 1e-5) ** 0.5)  # eval BN

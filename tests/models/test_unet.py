@@ -80,8 +80,8 @@ def test_unet_on_zoo_encoders(encoder: str, options: dict) -> None:
 def test_unet_encoder_structure() -> None:
     model = unet(num_classes=2, encoder="resnet18")
     # resnet18 levels: strides 2, 4, 8, 16, 32 -> four skip blocks and one to full size
-    assert len(model.blocks) == 5 and model.extra_blocks == 1
-    assert model.blocks[0].convs[0].in_channels == 512 + 256
+    assert len(model.decoder.blocks) == 5 and model.decoder.extra_blocks == 1
+    assert model.decoder.blocks[0].convs[0].in_channels == 512 + 256
     assert not any(key.startswith("encoder.fc") for key in model.state_dict())
     with pytest.raises(ValueError, match="decoder_channels"):
         unet(encoder="resnet18", decoder_channels=(16, 16))

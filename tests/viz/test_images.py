@@ -22,3 +22,10 @@ def test_panels_and_grids():
     assert scale_to(panel, 12, nearest=True).shape == (8, 12, 3)
     assert hstack([panel, panel], gap=2).shape == (4, 14, 3)
     assert grid([panel] * 3, columns=2, gap=1).shape == (9, 13, 3)
+
+
+def test_scale_to_width_keeps_the_aspect():
+    from pixelwise.viz.images import scale_to_width
+
+    assert scale_to_width(np.zeros((240, 320, 3), np.uint8), 200).shape == (150, 200, 3)
+    assert scale_to_width(np.zeros((12, 12, 3), np.uint8), 200, nearest=True).shape == (200, 200, 3)

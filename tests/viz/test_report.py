@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import os
 import shutil
 import tempfile
 from html.parser import HTMLParser
@@ -41,11 +43,10 @@ def quick_overrides(root: Path) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory) -> Path:
-    cfg = load_config("digits", quick_overrides(tmp_path_factory.mktemp("runs")))
-    result, _ = run_experiment(cfg)
-    return result.run_dir
+@pytest.fixture
+def digits_run(trained_digits) -> Path:
+    """The session's shared digits run (tests/conftest.py)."""
+    return trained_digits.run_dir
 
 
 class PageParser(HTMLParser):
@@ -149,14 +150,36 @@ def test_segmentation_run_ends_with_a_report_with_overlays_and_the_learning_gif(
     assert "could not be made" not in (result.run_dir / "report.html").read_text()
 
 
+def no_browser_here() -> None:
+    """Skip where no headless Chromium is installed, except in CI (``CI`` set, as CI
+    services set ``CI=true``): there a missing browser fails, so the report's browser
+    check cannot go silent."""
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if not shutil.which("chromium"):
+        missing.append("chromium on PATH")
+    if importlib.util.find_spec("selenium") is None:
+        missing.append("the selenium package")
+    if not missing:
+        return
+    reason = f"no headless browser: {', '.join(missing)} missing"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run this test (.ci/run installs chromium chromium-driver)")
+    pytest.skip(f"{reason} (CI installs Debian's chromium chromium-driver)")
+
+
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run this test"):
+        no_browser_here()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="chromium on PATH missing"):
+        no_browser_here()
+
+
 @pytest.mark.browser
 def test_headless_browser_shows_the_headings(digits_run):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()) or not shutil.which(
-        "chromium"
-    ):
-        pytest.skip(
-            "no headless Chromium installed (CI installs Debian's chromium chromium-driver)"
-        )
+    no_browser_here()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By

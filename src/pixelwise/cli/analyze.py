@@ -57,9 +57,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="t-SNE of a split's features, coloured by class (default layers: the first "
         "stage and the penultimate features; 'penultimate' names the latter)",
     )
-    pictures.add_argument("--gradcam", action="store_true", help="Grad-CAM heat maps of the images")
     pictures.add_argument(
-        "--gradcam-layer", metavar="LAYER", help="Grad-CAM layer (default: the last stage)"
+        "--gradcam",
+        action="store_true",
+        help="Grad-CAM and Grad-CAM++ heat maps of the images (classification: the predicted "
+        "class; segmentation: the mask of the class predicted on most pixels)",
+    )
+    pictures.add_argument(
+        "--gradcam-layer",
+        metavar="LAYER",
+        help="Grad-CAM layer (default: the deepest stage or conv whose map is at least 4x4)",
+    )
+    pictures.add_argument(
+        "--gradcam-class",
+        metavar="NAME",
+        help="explain this class (name or index) instead of the predicted one",
     )
     pictures.add_argument(
         "--image", nargs="+", metavar="PATH", help="image files (default: --count split images)"
@@ -303,18 +315,53 @@ def _draw_tsne(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> 
 
 
 def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> Path:
+    """Grad-CAM and Grad-CAM++ of a classifier's class or of a segmentation model's mask
+    of one class (its logits summed over the pixels predicted as it)."""
     from ..analysis import grad_cam
     from ..viz.features import plot_gradcam
+    from ..viz.segmentation import background_index
 
-    if run.config().task != "classification":
-        raise UserError("--gradcam explains class scores: it needs a classification run")
-    images, pictures, captions = _load_images(args, run, split)
-    cam = grad_cam(_model(run), images, layer=args.gradcam_layer)
     names = _class_names(run)
-    labels = [
-        f"{caption}\n→ {names[int(c)]} ({float(p):.0%})"
-        for caption, c, p in zip(captions, cam.classes, cam.probabilities)
-    ]
-    return plot_gradcam(
-        pictures, cam.heatmaps, labels, out / "gradcam.png", title=f"Grad-CAM at {cam.layer}"
+    segmentation = run.config().task == "segmentation"
+    chosen = _class_index(args.gradcam_class, names) if args.gradcam_class else None
+    images, pictures, captions = _load_images(args, run, split)
+    cam = grad_cam(
+        _model(run),
+        images,
+        layer=args.gradcam_layer,
+        target_classes=None if chosen is None else [chosen] * len(images),
+        skip_class=background_index(names) if segmentation else None,
     )
+    if cam.coverage is not None:
+        labels = [
+            f"{caption}\n{names[int(c)]}: {float(share):.0%} of pixels"
+            for caption, c, share in zip(captions, cam.classes, cam.coverage)
+        ]
+        target = "the named class's logits over its predicted pixels (outlined)"
+    else:
+        arrow = "for" if chosen is not None else "→"
+        labels = [
+            f"{caption}\n{arrow} {names[int(c)]} ({float(p):.0%})"
+            for caption, c, p in zip(captions, cam.classes, cam.probabilities)
+        ]
+        target = "the named class's logit"
+    return plot_gradcam(
+        pictures,
+        cam.heatmaps,
+        labels,
+        out / "gradcam.png",
+        title=f"Grad-CAM and Grad-CAM++ at {cam.layer}: evidence for {target}",
+        heatmaps_plusplus=cam.heatmaps_plusplus,
+        masks=cam.masks,
+    )
+
+
+def _class_index(text: str, names: list[str]) -> int:
+    """``--gradcam-class``: a class name (any case) or index."""
+    lowered = [name.lower() for name in names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    if text.isdigit() and int(text) < len(names):
+        return int(text)
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    raise UserError(f"--gradcam-class {text!r}: not a class of this run ({shown})")

@@ -5,8 +5,8 @@ Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels
 probabilities); segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
 An input that cannot be predicted (missing, empty, not an image, wrong channels, a file
-name that is not UTF-8, an empty folder) is reported in one line naming it; the others are still predicted, and the
-exit status is 1 when any failed.
+name that is not UTF-8, an empty folder) is reported in one line naming it; the others
+are still predicted, and the exit status is 1 when any failed.
 """
 
 from __future__ import annotations
@@ -135,12 +135,16 @@ def write_classification(out: Path, records: list[dict[str, Any]], topk: int) ->
             writer.writerow(row)
 
 
-def save_segmentation(out: Path, name: str, image: Any, result: Any) -> dict[str, Any]:
-    """``masks/<name>.png`` (indices; 16-bit above 256 classes) and ``overlays/<name>.png``."""
+def save_segmentation(
+    out: Path, name: str, image: Any, result: Any, colors: Any = None
+) -> dict[str, Any]:
+    """``masks/<name>.png`` (indices; 16-bit above 256 classes) and ``overlays/<name>.png``
+    (in the card's ``class_colors``, else the default palette)."""
     import numpy as np
     from PIL import Image
 
-    from ..viz.segmentation import background_index, overlay, palette
+    from ..viz.colors import class_colors
+    from ..viz.segmentation import background_index, overlay
 
     (out / "masks").mkdir(exist_ok=True)
     (out / "overlays").mkdir(exist_ok=True)
@@ -154,7 +158,7 @@ def save_segmentation(out: Path, name: str, image: Any, result: Any) -> dict[str
     blended = overlay(
         picture.transpose(1, 2, 0),
         mask,
-        palette(len(names)),
+        class_colors(len(names), colors),
         background=background_index(names),
     )
     overlay_path = out / "overlays" / f"{name}.png"
@@ -201,7 +205,8 @@ def run(args: argparse.Namespace) -> int:
         )
         for (path, image), result in zip(loaded, results):
             if segmentation:
-                saved = save_segmentation(out, names[path], image, result)
+                colors = predictor.card.class_colors
+                saved = save_segmentation(out, names[path], image, result, colors)
                 records.append({"input": str(path), **saved})
             else:
                 records.append({"input": str(path), **result.to_dict()})

@@ -42,6 +42,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "'--resume auto' starts fresh where there is no last.pt yet",
     )
     p.add_argument(
+        "--allow-config-changes",
+        action="store_true",
+        help="with --resume: continue although the config differs from the run's saved one "
+        "in keys that change the result (a longer train.epochs recomputes the schedule)",
+    )
+    p.add_argument(
         "--print-config",
         action="store_true",
         help="print the fully resolved config (YAML) and exit",
@@ -53,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..config import dump_config, load_config
-    from ..errors import MissingFileError, UserError
     from ..experiment import run_experiment
     from ..log import logger
+    from ..run import decide_resume
 
     overrides = list(args.overrides)
     mode = args.resume
@@ -68,18 +74,10 @@ def run(args: argparse.Namespace) -> int:
         print(dump_config(cfg), end="")
         return 0
     run_dir = Path(args.run_dir) if args.run_dir else None
-    resume = mode is not None
-    if resume:
-        if run_dir is None:
-            raise UserError("--resume needs --run-dir RUN_DIR (the run to continue)")
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            if mode != "auto":
-                raise MissingFileError(
-                    f"{run_dir}/checkpoints/last.pt not found: nothing to resume "
-                    "(--resume auto starts fresh instead)"
-                )
-            resume = False  # --resume auto on a fresh run starts from scratch
-    result, test = run_experiment(cfg, run_dir=run_dir, resume=resume)
+    resume = decide_resume(run_dir, mode)
+    result, test = run_experiment(
+        cfg, run_dir=run_dir, resume=resume, allow_config_changes=args.allow_config_changes
+    )
     if not result.is_main:  # other torchrun processes: rank 0 reports
         return 0
     print(f"run directory: {result.run_dir}")

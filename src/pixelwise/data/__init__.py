@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
 from ..config import DataConfig, ExperimentConfig
-from . import cifar, digits, folders, masks, oxford_pet, voc
+from ..plugins import is_import_path
+from . import cifar, digits, folders, imported, masks, oxford_pet, voc
 from .base import SKIPPED_FILE, base_datasets, skipped_files, task_of
 from .cache import CachedDataset
 from .io import DataError
@@ -68,6 +69,8 @@ class TransformedDataset(Dataset):
         image, target = self.raw[index]
         if self.transform is not None:
             image, target = self.transform(image, target)
+        elif image.dtype == torch.uint8:  # a user's own dataset: 0-255 becomes 0-1
+            image = image.float() / 255
         return image.as_subclass(torch.Tensor), torch.as_tensor(target).long()
 
 
@@ -90,12 +93,17 @@ def build_raw_splits(
     with ``include_classes`` and ``samples_per_class`` applied, then ``data.class_names``
     and ``data.num_classes`` checked against what is left."""
     data = cfg.data
-    if data.format not in FORMATS:
+    if is_import_path(data.format):
+        builder = imported.build_imported  # a dataset class of the user's, by import path
+    elif data.format in FORMATS:
+        builder = FORMATS[data.format]
+    else:
         raise DataError(
-            f"data.format: unknown format {data.format!r} (valid: {', '.join(FORMATS)})"
+            f"data.format: unknown format {data.format!r} (valid: {', '.join(FORMATS)}, or a "
+            "dataset class as package.module:ClassName)"
         )
     split_file = run_dir / SPLITS_FILE if run_dir is not None else None
-    raw, class_names = FORMATS[data.format](data, cfg.seed, split_file)
+    raw, class_names = builder(data, cfg.seed, split_file)
     raw, class_names = select_classes(raw, data, class_names)
     if data.class_names is not None:
         if len(data.class_names) != len(class_names):

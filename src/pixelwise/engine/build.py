@@ -90,16 +90,18 @@ def build_parts(
     batches_per_epoch: int,
     class_weights: torch.Tensor | None = None,
     init_loader: Iterable | None = None,
+    model: nn.Module | None = None,
+    loss_fn: nn.Module | None = None,
 ) -> TrainParts:
     """Model (SyncBatchNorm, device, memory format), fine-tuning plan, loss, optimiser
     with its parameter groups, schedule, precision, EMA, teacher, DDP/compile wrapper.
 
-    ``init_loader`` (training batches) feeds a model's data-dependent initialisation,
+    ``model`` and ``loss_fn`` replace the config's (a user's own pieces). ``init_loader`` (training batches) feeds a model's data-dependent initialisation,
     where it has one and starts without weights; a resumed run passes None, its
     weights come from the checkpoint, and pretrained weights are never overwritten.
     """
     device = ctx.device
-    model = build_model(cfg, num_classes)
+    model = model if model is not None else build_model(cfg, num_classes)  # a user's own
     from_data = init_loader is not None and cfg.model.weights is None
     if from_data and hasattr(model, "initialize_from_data"):
         model.initialize_from_data(sample_images(init_loader))
@@ -111,7 +113,9 @@ def build_parts(
     plan = FinetunePlan.for_model(model, cfg.finetune)
     plan.apply(model, 0)
 
-    loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights).to(device)
+    if loss_fn is None:
+        loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights)
+    loss_fn = loss_fn.to(device)
     accumulate = cfg.optim.accumulate_steps
     lr = peak_lr(cfg.optim, cfg.data.batch_size * ctx.world_size * accumulate)
     groups = parameter_groups(model, cfg.optim, plan.lr_multipliers(), include=plan.trainable)

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..config import ConfigError, ExperimentConfig
 from ..data import build_datasets, build_loader
@@ -187,6 +187,44 @@ def evaluate_run(
     )
     if write:
         result.out = write_eval(run, result)
+    return result
+
+
+def evaluate_in_memory(
+    run: RunDir,
+    cfg: ExperimentConfig,
+    model: nn.Module,
+    dataset: Dataset,
+    split: str,
+    class_names: list[str],
+    loss_fn: nn.Module | None = None,
+    checkpoint: str = "best",
+) -> EvalResult:
+    """A checkpoint of the run, loaded into ``model`` (a user's own model object), on
+    ``dataset`` (used as it is); written as ``evaluate_run`` writes."""
+    ckpt = run.read_checkpoint(checkpoint)
+    device = select_device(cfg.device)
+    model = run.load_weights(model, checkpoint).to(device)
+    loader = build_loader(dataset, cfg.data, train=False, device=device)
+    num_classes = len(class_names)
+    loss_fn = loss_fn or build_loss(cfg.loss, num_classes, cfg.data.ignore_index, None)
+    loss, matrix = evaluate(
+        model, loader, num_classes, device, cfg.data.ignore_index, loss_fn.to(device),
+        topk=cfg.eval.topk, desc=f"eval {split}",
+    )  # fmt: skip
+    result = EvalResult(
+        run_dir=run.path,
+        split=split,
+        figures={"loss": loss, **matrix.compute()},
+        matrix=matrix.matrix.cpu().clone(),
+        class_names=list(class_names),
+        loss=loss,
+        checkpoint=ckpt.path,
+        task=cfg.task,
+        inference={"tta_hflip": False, "sliding_window": None, "amp": "off"},
+        epoch=ckpt.epoch,
+    )
+    result.out = write_eval(run, result)
     return result
 
 

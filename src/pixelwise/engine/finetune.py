@@ -1,17 +1,22 @@
 """Fine-tuning from pretrained weights: which parameters train, and how fast.
 
-A model splits into *pretrained* parameters and *new* ones:
+A model declares what pretrained weights fill: ``pretrained_modules()`` (see
+``models/base.py``). Parameters under those modules are *pretrained*, all others *new*:
 
-- a classifier: new = the head (``classifier_module_names()``), pretrained = the rest;
-- a segmentation model with a zoo classifier as ``encoder`` (or ``backbone``):
-  pretrained = that encoder, new = decoder and head.
+- a classifier: everything but its head (``classifier_module_names()``);
+- a segmentation model: its pretrained encoder (U-Net on a zoo encoder, SegNet,
+  FCN-ResNet and DeepLabV3's ``backbone``), plus fc6/fc7 for FCN-VGG, whose fc6/fc7
+  are VGG's classifier layers; nothing for the plain U-Net. Decoder and head are new.
 
-The pretrained part is cut into *stages*, shallow to deep, at the levels of its
-``feature_info`` (ResNet: stem, layer1..layer4; VGG: one block per pooling; MobileNet:
-the ``features`` blocks up to each stride change). A stage holds every module
-registered after the previous level up to the end of its own level; stages without
-parameters are dropped; parameters after the last level (VGG's fc6/fc7) join the last
-stage. A model without ``feature_info`` has its top-level children as stages.
+That declaration is all this module reads about a model. The pretrained part is cut
+into *stages*, shallow to deep, at the levels of the pretrained encoder's
+``feature_info`` (a classifier's own; a segmentation model's ``encoder``'s): ResNet
+stem, layer1..layer4; VGG one block per pooling; MobileNet the ``features`` blocks up
+to each stride change. A stage holds every pretrained module registered after the
+previous level up to the end of its own level; stages without parameters are dropped;
+pretrained parameters after the last level (VGG's fc6/fc7) join the last stage. A
+model without ``feature_info`` has each declared pretrained module as a stage; a
+model without the declaration has nothing pretrained.
 
 Strategies (``finetune.strategy``): ``full`` trains everything, ``head`` only the new
 parameters, ``partial`` the new ones and the last ``trainable_stages`` stages. With
@@ -27,55 +32,53 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from ..config import FinetuneConfig
-from ..models.base import Classifier
+from ..models.base import SegmentationModel
 
 
-def pretrained_part(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """``(prefix, encoder)`` of a segmentation model built on a zoo classifier."""
-    if isinstance(model, Classifier):
-        return None
-    for name in ("encoder", "backbone"):
-        module = getattr(model, name, None)
-        if isinstance(module, Classifier):
-            return f"{name}.", module
-    return None
+def pretrained_module_names(model: nn.Module) -> list[str]:
+    """The model's ``pretrained_modules()``; none for a model that declares nothing."""
+    declared = getattr(model, "pretrained_modules", None)
+    return list(declared()) if callable(declared) else []
 
 
-def head_module_names(model: nn.Module) -> list[str]:
-    names = getattr(model, "classifier_module_names", None)
-    return list(names()) if callable(names) else []
+def _under(name: str, modules: list[str]) -> bool:
+    return any(name == m or name.startswith(m + ".") for m in modules)
 
 
 def new_parameter_names(model: nn.Module) -> set[str]:
-    """Parameters that pretrained weights do not provide (see the module docstring)."""
-    part = pretrained_part(model)
-    if part is not None:
-        prefix = part[0]
-        return {n for n, _ in model.named_parameters() if not n.startswith(prefix)}
-    heads = tuple(f"{h}." for h in head_module_names(model))
-    return {n for n, _ in model.named_parameters() if n.startswith(heads)}
+    """Parameters outside the declared pretrained modules (see the module docstring)."""
+    pretrained = pretrained_module_names(model)
+    return {n for n, _ in model.named_parameters() if not _under(n, pretrained)}
+
+
+def stage_levels(model: nn.Module) -> list[str]:
+    """Module names (in ``model``) that end each stage: the pretrained encoder's
+    ``feature_info`` levels, or else the declared pretrained modules."""
+    trunk, prefix = model, ""
+    if isinstance(model, SegmentationModel):
+        trunk = model.encoder
+        prefix = next(name for name, module in model.named_modules() if module is trunk) + "."
+    info = getattr(trunk, "feature_info", None)
+    if info:
+        return [prefix + level.name for level in info]
+    return pretrained_module_names(model)
 
 
 def stage_parameter_names(model: nn.Module) -> list[list[str]]:
     """Pretrained parameters per stage, shallow to deep (empty stages dropped)."""
     new = new_parameter_names(model)
-    part = pretrained_part(model)
-    prefix, trunk = part if part is not None else ("", model)
-    levels = [prefix + level.name for level in getattr(trunk, "feature_info", [])]
-    if not levels:
-        heads = set(head_module_names(model))
-        levels = [prefix + n for n, _ in trunk.named_children() if prefix + n not in heads]
+    pretrained = [n for n, _ in model.named_parameters() if n not in new]
     modules = [name for name, _ in model.named_modules()]
     position = {name: i for i, name in enumerate(modules)}
     ends = [
         max(position[m] for m in modules if m == level or m.startswith(level + "."))
-        for level in levels
+        for level in stage_levels(model)
         if level in position
     ]
+    if not ends:  # no level to cut at: the pretrained part is one stage
+        return [pretrained] if pretrained else []
     stages: list[list[str]] = [[] for _ in ends]
-    for name, _ in model.named_parameters():
-        if name in new or not name.startswith(prefix) or not ends:
-            continue
+    for name in pretrained:
         owner = position[name.rpartition(".")[0]]
         index = next((i for i, end in enumerate(ends) if owner <= end), len(ends) - 1)
         stages[index].append(name)

@@ -73,8 +73,7 @@ def parameter_groups(
         {
             "params": params,
             "weight_decay": cfg.weight_decay if decay else 0.0,
-            "lr": cfg.lr * mult,
-            "lr_mult": mult,
+            "lr_mult": mult,  # the learning rate itself is build_optimizer's
         }
         for (decay, mult), params in groups.items()
     ]

@@ -97,6 +97,7 @@ def restore_training_state(parts: TrainParts, state: dict[str, Any], source: str
     parts.model.load_state_dict(state["model"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
+    sync_learning_rates(parts.scheduler)
     parts.precision.load_state_dict(state.get("scaler") or {})
     if parts.ema is not None:
         if state.get("ema"):
@@ -109,3 +110,13 @@ def restore_training_state(parts: TrainParts, state: dict[str, Any], source: str
     if ranks and len(ranks) == parts.ctx.world_size:
         rng = ranks[parts.ctx.rank]
     set_rng_state(rng)
+
+
+def sync_learning_rates(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Each group's learning rate as the schedule gives it at the restored step. For the
+    saved config it is the saved value; for a run resumed with another ``train.epochs``
+    the schedule was rebuilt for the new length, and the first step already follows it."""
+    step = scheduler.last_epoch
+    groups = scheduler.optimizer.param_groups
+    for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(step)

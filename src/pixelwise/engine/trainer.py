@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from ..card import ModelCard
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..config import ExperimentConfig
-from ..data import DataSplits, build_datasets, build_loader
+from ..config import ConfigError, ExperimentConfig, result_changing_differences
+from ..data import DataSplits, TransformedDataset, build_datasets, build_loader
 from ..data.stats import resolve_class_weights
 from ..errors import UserError
 from ..log import logger, progress
@@ -45,6 +45,28 @@ __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
 
 class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Pieces:
+    """A user's own pieces for the loop; the config fills whatever is not given.
+
+    ``model`` is any ``nn.Module`` returning logits (or ``{"out", "aux"}`` or a tuple);
+    the datasets are map-style, returning ``(image, target)`` tensors ready for the model
+    (pixelwise applies no transform to them; uint8 images are only scaled to 0-1);
+    ``loss`` is ``(logits, targets) -> scalar``.
+    """
+
+    model: nn.Module | None = None
+    train_data: Dataset | None = None
+    val_data: Dataset | None = None
+    test_data: Dataset | None = None
+    loss: nn.Module | None = None
+    class_names: list[str] | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return self.train_data is not None
 
 
 @dataclass
@@ -225,19 +247,24 @@ def fit(
     run_dir: Path | None = None,
     resume: bool = False,
     on_epoch: EpochHook | None = None,
+    allow_config_changes: bool = False,
+    pieces: Pieces | None = None,
 ) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (a new ``runs/<name>`` by default); ``resume``
-    continues from ``checkpoints/last.pt``. ``on_epoch`` is called on rank 0 after each
-    epoch's checkpoints (``pixelwise.experiment`` records the learning GIF with it).
-    Under ``torchrun`` every process calls it; rank 0 owns the run directory."""
+    continues from ``checkpoints/last.pt`` (refused when ``cfg`` differs from the saved
+    config in a key that changes the result, unless ``allow_config_changes``).
+    ``on_epoch`` is called on rank 0 after each epoch's checkpoints
+    (``pixelwise.experiment`` records the learning GIF with it); ``pieces`` are a user's
+    own model, datasets and loss. Under ``torchrun`` every process calls it; rank 0 owns
+    the run directory."""
     ctx = ddp.setup(cfg.device)
     run = None
     try:
-        run = open_run(cfg, run_dir, resume, ctx)
+        run = open_run(cfg, run_dir, resume, ctx, allow_config_changes)
         if ctx.is_main:
             with run.lock():
-                return _fit(cfg, run, resume, ctx, on_epoch)
-        return _fit(cfg, run, resume, ctx, on_epoch)
+                return _fit(cfg, run, resume, ctx, on_epoch, pieces or Pieces())
+        return _fit(cfg, run, resume, ctx, on_epoch, pieces or Pieces())
     except BaseException:
         if run is not None and ctx.is_main and not resume:
             remove_if_empty_run(run)
@@ -247,18 +274,49 @@ def fit(
 
 
 def open_run(
-    cfg: ExperimentConfig, run_dir: Path | None, resume: bool, ctx: ddp.DistContext
+    cfg: ExperimentConfig,
+    run_dir: Path | None,
+    resume: bool,
+    ctx: ddp.DistContext,
+    allow_config_changes: bool = False,
 ) -> RunDir:
-    """Rank 0 opens the directory (a new one, never an existing run unless resuming) and
-    saves the config; every process gets its path."""
+    """Rank 0 opens the directory (a new one, never an existing run unless resuming),
+    checks a resumed config against the saved one, and saves the config; every process
+    gets its path."""
     path = None
     if ctx.is_main:
         run = open_for_training(cfg.output_dir, cfg.name, run_dir, resume)
         run.remove_temporary_files()
-        if not resume:
-            run.save_config(cfg)
+        if resume:
+            check_resumed_config(run.config(), cfg, allow_config_changes)
+        if cfg.data.persistent_workers and cfg.data.num_workers > 0:
+            logger.warning(
+                "data.persistent_workers=true: worker processes keep their random state "
+                "across epochs, so a resumed run will not be exactly the uninterrupted one "
+                "(data.persistent_workers=false is exact)"
+            )
+        run.save_config(cfg)
         path = str(run.path)
     return RunDir(ddp.broadcast_object(path, ctx))
+
+
+def check_resumed_config(
+    saved: ExperimentConfig, new: ExperimentConfig, allow_changes: bool
+) -> None:
+    """A resume continues the saved run: a key that changes the result (the data, the
+    model, the optimiser, ``train.epochs``, ...) must not differ, unless the user says so
+    (``--allow-config-changes``). A longer or shorter ``train.epochs`` then recomputes the
+    schedule for the new length, continuing from the step reached."""
+    changed = result_changing_differences(saved, new)
+    if not changed:
+        return
+    listed = "; ".join(f"{key}: {old!r} -> {value!r}" for key, old, value in changed)
+    if not allow_changes:
+        raise ConfigError(
+            f"the resumed config differs from the run's saved config.yaml in {listed}; "
+            "resume with the saved values, or pass --allow-config-changes to continue anyway"
+        )
+    logger.warning(f"resuming with a changed config ({listed}): the result is not the saved run's")
 
 
 def _fit(
@@ -267,9 +325,10 @@ def _fit(
     resume: bool,
     ctx: ddp.DistContext,
     on_epoch: EpochHook | None,
+    pieces: Pieces,
 ) -> TrainResult:
     seed_everything(cfg.seed, cfg.deterministic)
-    splits, class_weights = ddp.main_first(ctx, lambda: read_data(cfg, run.path))
+    splits, class_weights = ddp.main_first(ctx, lambda: read_data(cfg, run.path, pieces))
     num_classes = cfg.data.num_classes or splits.num_classes
     train_set = splits.datasets[cfg.data.train_split]
     val_set = splits.datasets.get(cfg.data.val_split)
@@ -293,10 +352,19 @@ def _fit(
         )
 
     parts = build_parts(
-        cfg, num_classes, ctx, len(train_loader), class_weights, None if resume else train_loader
+        cfg,
+        num_classes,
+        ctx,
+        len(train_loader),
+        class_weights,
+        None if resume else train_loader,
+        model=pieces.model,
+        loss_fn=pieces.loss,
     )
     seed_everything(cfg.seed + ctx.rank)  # augmentation streams: one per process
     card = ModelCard.from_config(cfg, splits.class_names)
+    if pieces.model is not None:
+        card = card.for_module(pieces.model)
     best = {"metric": metric, "value": None, "epoch": -1}
     start_epoch, history = 0, []
     if resume:
@@ -396,11 +464,36 @@ def warn_coverage(matrix: ConfusionMatrix, class_names: list[str], epoch: int) -
     return problem is not None
 
 
-def read_data(cfg: ExperimentConfig, run_dir: Path) -> tuple[DataSplits, torch.Tensor | None]:
-    """The splits (``splits.json`` written on first use) and ``data.class_weights``."""
-    splits = build_datasets(cfg, run_dir)
+def read_data(
+    cfg: ExperimentConfig, run_dir: Path, pieces: Pieces | None = None
+) -> tuple[DataSplits, torch.Tensor | None]:
+    """The splits (``splits.json`` written on first use, or a user's own datasets) and
+    ``data.class_weights``."""
+    splits = (
+        user_splits(cfg, pieces) if pieces and pieces.has_data else build_datasets(cfg, run_dir)
+    )
     num_classes = cfg.data.num_classes or splits.num_classes
     return splits, resolve_class_weights(cfg.data, num_classes, run_dir, seed=cfg.seed)
+
+
+def user_splits(cfg: ExperimentConfig, pieces: Pieces) -> DataSplits:
+    """A user's datasets as the loop's splits, used as they are (no transform)."""
+    given = {
+        cfg.data.train_split: pieces.train_data,
+        cfg.data.val_split: pieces.val_data,
+        cfg.data.test_split: pieces.test_data,
+    }
+    datasets = {name: TransformedDataset(d, None) for name, d in given.items() if d is not None}
+    names = pieces.class_names or cfg.data.class_names
+    names = names or getattr(pieces.train_data, "classes", None)
+    if names is None:
+        if cfg.data.num_classes is None:
+            raise UserError(
+                "your own datasets: give class_names, data.num_classes or data.class_names "
+                "(or a `classes` attribute on the training dataset)"
+            )
+        names = [str(i) for i in range(cfg.data.num_classes)]
+    return DataSplits(datasets, [str(n) for n in names], cfg.task)
 
 
 def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext) -> None:

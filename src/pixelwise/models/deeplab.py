@@ -24,26 +24,17 @@ from torch import nn
 
 from .base import ModelSpec
 from .fcn import DilatedSegmentationModel, FCNHead, dilated_resnet
-
-
-def conv_bn_relu(
-    in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1
-) -> list[nn.Module]:
-    padding = dilation * (kernel_size - 1) // 2
-    return [
-        nn.Conv2d(
-            in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False
-        ),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(),
-    ]
+from .layers import ConvNormAct, conv_norm_act_layers
 
 
 class ASPPPooling(nn.Sequential):
     """Image-level features: global average, 1x1 conv-BN-ReLU, broadcast to the map's size."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(nn.AdaptiveAvgPool2d(1), *conv_bn_relu(in_channels, out_channels, 1))
+        super().__init__(
+            nn.AdaptiveAvgPool2d(1),
+            *conv_norm_act_layers(in_channels, out_channels, 1, inplace=False),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
@@ -57,15 +48,17 @@ class ASPP(nn.Module):
         self, in_channels: int, atrous_rates: Sequence[int], out_channels: int = 256
     ) -> None:
         super().__init__()
-        branches = [nn.Sequential(*conv_bn_relu(in_channels, out_channels, 1))]
+        # each branch a conv-BN-ReLU Sequential: torchvision's keys convs.<i>.0, convs.<i>.1
+        branches: list[nn.Module] = [ConvNormAct(in_channels, out_channels, 1, inplace=False)]
         branches += [
-            nn.Sequential(*conv_bn_relu(in_channels, out_channels, 3, rate))
+            ConvNormAct(in_channels, out_channels, 3, dilation=rate, inplace=False)
             for rate in atrous_rates
         ]
         branches.append(ASPPPooling(in_channels, out_channels))
         self.convs = nn.ModuleList(branches)
         self.project = nn.Sequential(
-            *conv_bn_relu(len(branches) * out_channels, out_channels, 1), nn.Dropout(0.5)
+            *conv_norm_act_layers(len(branches) * out_channels, out_channels, 1, inplace=False),
+            nn.Dropout(0.5),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +73,7 @@ class DeepLabHead(nn.Sequential):
     ) -> None:
         super().__init__(
             ASPP(in_channels, atrous_rates),
-            *conv_bn_relu(256, 256, 3),
+            *conv_norm_act_layers(256, 256, 3, inplace=False),
             nn.Conv2d(256, num_classes, 1),
         )
 

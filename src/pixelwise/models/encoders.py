@@ -1,14 +1,16 @@
-"""Any classifier as a segmentation encoder, and the base every segmentation model shares.
+"""Any classifier as a segmentation encoder.
 
-A segmentation model is encoder → decoder → per-pixel head (the decomposition of
-segmentation_models_pytorch). The encoder is a zoo classifier without its head:
-``forward_pyramid`` gives its feature maps shallow to deep and ``feature_info`` their
-channels and strides, which is all a decoder needs to know, so a new encoder is a new
-classifier and a new architecture is a new decoder.
+A segmentation model is encoder → decoder → per-pixel head
+(:class:`~pixelwise.models.base.SegmentationModel`). The encoder is a zoo classifier
+without its head: ``forward_pyramid`` gives its feature maps shallow to deep and
+``feature_info`` their channels and strides, which is all a decoder needs to know, so
+a new encoder is a new classifier and a new architecture is a new decoder.
 
-Where SMP demands inputs whose size is a multiple of 32, :class:`SegmentationModel` pads
-the input at the bottom and right to a multiple of ``size_divisor`` and crops the logits
-back, so any input size works and the logits keep the input's height and width.
+:func:`as_encoder` is the one way a classifier becomes an encoder: it deletes the
+head's top-level modules and records their names in ``dropped_head``. The encoder keeps
+the classifier's state-dict keys minus the head, as torchvision's
+``IntermediateLayerGetter`` does, so a classifier's weights load into it with
+:func:`load_encoder_weights`.
 """
 
 from __future__ import annotations
@@ -18,17 +20,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import Classifier, FeatureLevel
-from .weights import adapt_input_channels, read_state_dict
+from ..checkpoint import read_state_dict
+from ..log import logger
+from .base import Classifier, FeatureLevel, ModelError
+from .registry import create_model, get_spec
+from .weights import adapt_input_channels
 
-SegmentationOutput = torch.Tensor | dict[str, torch.Tensor]
 
-
-def output_stride(levels: Classifier | Sequence[FeatureLevel]) -> int:
+def output_stride(levels: nn.Module | Sequence[FeatureLevel]) -> int:
     """Input pixels per pixel of the deepest level: ``lcm`` of the levels' strides.
 
     An input whose height and width are multiples of this gives every level exactly
@@ -38,56 +39,14 @@ def output_stride(levels: Classifier | Sequence[FeatureLevel]) -> int:
     return math.lcm(*(level.stride for level in info))
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad the bottom and right of ``x`` so its height and width divide by ``multiple``."""
-    height, width = x.shape[-2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x
-    return F.pad(x, (0, pad_w, 0, pad_h))
-
-
-def crop_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """The top-left ``size`` (height, width) of ``x``: undoes :func:`pad_to_multiple`."""
-    return x[..., : size[0], : size[1]]
-
-
-class SegmentationModel(nn.Module):
-    """Base for segmentation models: pad, predict, crop back, pick the output form.
-
-    Subclasses define :meth:`forward_padded`, which sees inputs whose size is a multiple
-    of ``size_divisor`` and returns ``(logits, aux_logits or None)`` at that size. The
-    output is ``{"out": logits, "aux": aux_logits}`` in training mode when there is an
-    auxiliary head, and the logits alone otherwise.
-    """
-
-    num_classes: int
-    size_divisor: int = 1
-
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor) -> SegmentationOutput:
-        size = x.shape[-2:]
-        logits, aux = self.forward_padded(pad_to_multiple(x, self.size_divisor))
-        logits = crop_to(logits, size)
-        if self.training and aux is not None:
-            return {"out": logits, "aux": crop_to(aux, size)}
-        return logits
-
-    def classifier_module_names(self) -> list[str]:
-        """Top-level modules that depend on the class count (skipped by weight loading)."""
-        return ["head"]
-
-
 def as_encoder(classifier: Classifier) -> Classifier:
-    """``classifier`` without its head, so that it only computes ``forward_pyramid``.
+    """``classifier`` without its head: it then only computes ``forward_pyramid``.
 
     Every top-level module holding a head module (``classifier_module_names``: VGG's
-    ``classifier.6`` takes all of ``classifier``, fc6 and fc7 with it) becomes
-    ``nn.Identity``: its parameters would never get a gradient, and without them the
-    state-dict keys are the classifier's own minus the head, as torchvision's
-    ``IntermediateLayerGetter`` gives them.
+    ``classifier.6`` takes all of ``classifier``, fc6 and fc7 with it) is deleted, and
+    the names are recorded in ``dropped_head``. Their parameters would never get a
+    gradient; without them the state-dict keys are the classifier's own minus the head.
+    The classifier is consumed: build a fresh one (``create_encoder`` does) to keep it.
     """
     if not isinstance(classifier, Classifier):
         raise TypeError(
@@ -96,8 +55,8 @@ def as_encoder(classifier: Classifier) -> Classifier:
         )
     head = sorted({name.split(".")[0] for name in classifier.classifier_module_names()})
     for name in head:
-        setattr(classifier, name, nn.Identity())
-    classifier.removed_head = head
+        delattr(classifier, name)
+    classifier.dropped_head = tuple(head)
     return classifier
 
 
@@ -112,9 +71,6 @@ def create_encoder(
     ``kwargs`` go to the classifier's builder (e.g. ``replace_stride_with_dilation``);
     ``weights`` is a classifier state-dict file loaded into the encoder.
     """
-    from . import create_model, get_spec
-    from .base import ModelError
-
     if isinstance(encoder, str):
         spec = get_spec(encoder)
         if spec.task != "classification":
@@ -129,18 +85,25 @@ def create_encoder(
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
-    """Load a classifier's state dict (file ``path``) into ``encoder``, ignoring its head.
+    """Load a classifier's state dict (file ``path``) into ``encoder``, without its head.
 
+    The encoder takes the entries under its own top-level modules; the classifier's
+    other top-level modules are its head: what :func:`as_encoder` dropped
+    (``dropped_head``), or, for a trunk built to a classifier's layout (SegNet's
+    VGG16-BN ``features``), everything but that trunk. They are skipped and logged.
     A first convolution for another number of input channels is adapted as
     :func:`~pixelwise.models.weights.load_pretrained` does (summed for one channel,
-    repeated and rescaled otherwise). Every other key must be present with the same
-    shape: weights of another architecture fail, naming the keys that differ.
+    repeated and rescaled otherwise). Every entry of the encoder must be present with
+    its shape: weights of another architecture fail, naming the keys that differ.
     """
-    from .base import ModelError
-
-    head = tuple(f"{name}." for name in getattr(encoder, "removed_head", ()))
-    state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(head)}
     own = encoder.state_dict()
+    kept = {key.split(".")[0] for key in own}
+    state, skipped = {}, set()
+    for key, value in read_state_dict(path).items():
+        if key.split(".")[0] in kept:
+            state[key] = value
+        else:
+            skipped.add(key.split(".")[0])
     wrong = []
     for key, value in state.items():
         if key not in own or own[key].shape == value.shape:
@@ -160,3 +123,5 @@ def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
             f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})"
         )
     encoder.load_state_dict(state)
+    if skipped:
+        logger.info(f"encoder weights {path}: skipped the head {', '.join(sorted(skipped))}")

@@ -16,6 +16,11 @@ the upsampling ``ConvTranspose2d(k=2f, stride=f, padding=f/2)`` gives exactly ``
 times its input. fc6 and fc7 take the VGG classifier's weights (reshaped, shared), so
 ``encoder_weights`` of an ImageNet VGG16 initialise them as in the paper.
 
+In the encoder → decoder → head shape: the encoder is VGG16 without its classifier,
+the decoder is fc6 and fc7 (pool5 → fc7, with pool3 and pool4 passed on), and the head
+(:class:`SkipScoreHead`) scores fc7, pool4 and pool3 and upsamples: only the head
+depends on the class count.
+
 Parameters: the paper's 134M (VGG16's 138M less fc8, plus the scorers) and the
 upsampling kernels, ``classes² (2f)²`` each: 1.8M more for FCN-32s with 21 classes.
 The paper's reference code keeps those fixed; here they are learned, as its text says
@@ -24,7 +29,9 @@ of the 2x ones.
 ``fcn_resnet50`` and ``fcn_resnet101`` are torchvision's: a ResNet with dilation in its
 last two stages (output stride 8), an :class:`FCNHead` on layer4 (and on layer3 with
 ``aux_loss=True``), logits resized bilinearly to the input. Keys and outputs equal
-torchvision's ``fcn_resnet50(weights=None, weights_backbone=None, ...)``.
+torchvision's ``fcn_resnet50(weights=None, weights_backbone=None, ...)``: these keep
+torchvision's names ``backbone``, ``classifier`` and ``aux_classifier`` for state-dict
+parity (:class:`DilatedSegmentationModel`).
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Classifier, ModelSpec
-from .encoders import SegmentationModel, as_encoder, create_encoder, load_encoder_weights
+from .base import Classifier, ModelSpec, SegmentationModel
+from .encoders import as_encoder, create_encoder
+from .layers import conv_norm_act_layers
 from .vgg import vgg16
+from .weights import load_pretrained
 
 
 def bilinear_kernel(channels: int, kernel_size: int) -> torch.Tensor:
@@ -84,14 +93,77 @@ def linear_as_conv(linear: nn.Linear, in_channels: int, kernel_size: int) -> nn.
     return conv
 
 
+class FullyConnectedAsConv(nn.Module):
+    """FCN's decoder: fc6 (7x7) and fc7 (1x1) with ReLU and dropout on pool5.
+
+    It passes pool3 and pool4 (2x2 max-poolings of the encoder's stride-4 and -8
+    levels, as VGG's own pools compute them) on to the head with fc7's output.
+    """
+
+    def __init__(self, fc6: nn.Conv2d, fc7: nn.Conv2d, dropout: float) -> None:
+        super().__init__()
+        self.fc6 = nn.Sequential(fc6, nn.ReLU(inplace=True), nn.Dropout(dropout))
+        self.fc7 = nn.Sequential(fc7, nn.ReLU(inplace=True), nn.Dropout(dropout))
+
+    def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        # VGG levels: the maps before pools 1-5 (strides 1-16), then pool5 (stride 32)
+        pool3 = F.max_pool2d(features[2], 2, 2)
+        pool4 = F.max_pool2d(features[3], 2, 2)
+        return pool3, pool4, self.fc7(self.fc6(features[-1]))
+
+
+class SkipScoreHead(nn.Module):
+    """FCN's class scores: fc7 scored (``score_fr``) and upsampled; FCN-16s and -8s add
+    the scores of pool4 and pool3 on the way (``stride`` 32, 16 or 8)."""
+
+    def __init__(
+        self,
+        fc_channels: int,
+        pool3_channels: int,
+        pool4_channels: int,
+        num_classes: int,
+        stride: int,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        self.score_fr = zero_conv1x1(fc_channels, num_classes)
+        if stride <= 16:
+            self.upscore2 = bilinear_upsampling(num_classes, 2)
+            self.score_pool4 = zero_conv1x1(pool4_channels, num_classes)
+        if stride == 8:
+            self.upscore_pool4 = bilinear_upsampling(num_classes, 2)
+            self.score_pool3 = zero_conv1x1(pool3_channels, num_classes)
+        self.upscore = bilinear_upsampling(num_classes, stride)
+
+    def forward(self, decoded: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        pool3, pool4, fc7 = decoded
+        score = self.score_fr(fc7)
+        if self.stride <= 16:
+            score = self.upscore2(score) + self.score_pool4(pool4)
+        if self.stride == 8:
+            score = self.upscore_pool4(score) + self.score_pool3(pool3)
+        return self.upscore(score)
+
+
 class FCN(SegmentationModel):
     """FCN-32s, 16s or 8s (``stride``) on a VGG classifier, which becomes the encoder.
 
     ``fc_channels`` other than 4096 gives freshly initialised, narrower fc6/fc7 (for
-    quick experiments); at 4096 they are the VGG classifier's own layers.
+    quick experiments); at 4096 they are the VGG classifier's own layers, pretrained
+    with it, so the decoder counts among the :meth:`pretrained_modules`.
     """
 
     size_divisor = 32
+    moved_modules = {  # checkpoints saved before the encoder -> decoder -> head shape
+        "fc6": "decoder.fc6",
+        "fc7": "decoder.fc7",
+        "score_fr": "head.score_fr",
+        "upscore2": "head.upscore2",
+        "score_pool4": "head.score_pool4",
+        "upscore_pool4": "head.upscore_pool4",
+        "score_pool3": "head.score_pool3",
+        "upscore": "head.upscore",
+    }
 
     def __init__(
         self,
@@ -105,44 +177,22 @@ class FCN(SegmentationModel):
         if stride not in (32, 16, 8):
             raise ValueError(f"FCN: stride must be 32, 16 or 8, got {stride}")
         self.num_classes = num_classes
-        self.stride = stride
-        # VGG levels are the maps before each pool (strides 1-16) and pool5 (stride 32)
         channels = [level.channels for level in vgg.feature_info]
-        pool3_channels, pool4_channels, pool5_channels = channels[2], channels[3], channels[-1]
-        *_, pool3, pool4, _ = vgg.pool_indices
-        if fc_channels == 4096:
+        pool5_channels = channels[-1]
+        self.fc_from_classifier = fc_channels == 4096
+        if self.fc_from_classifier:
             fc6 = linear_as_conv(vgg.classifier[0], pool5_channels, 7)
             fc7 = linear_as_conv(vgg.classifier[3], 4096, 1)
         else:
             fc6 = nn.Conv2d(pool5_channels, fc_channels, 7, padding=3)
             fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
         self.encoder = as_encoder(vgg)
-        self.pool3, self.pool4 = pool3, pool4  # positions in encoder.features
-        self.fc6 = nn.Sequential(fc6, nn.ReLU(inplace=True), nn.Dropout(dropout))
-        self.fc7 = nn.Sequential(fc7, nn.ReLU(inplace=True), nn.Dropout(dropout))
-        self.score_fr = zero_conv1x1(fc_channels, num_classes)
-        if stride <= 16:
-            self.upscore2 = bilinear_upsampling(num_classes, 2)
-            self.score_pool4 = zero_conv1x1(pool4_channels, num_classes)
-        if stride == 8:
-            self.upscore_pool4 = bilinear_upsampling(num_classes, 2)
-            self.score_pool3 = zero_conv1x1(pool3_channels, num_classes)
-        self.upscore = bilinear_upsampling(num_classes, stride)
+        self.decoder = FullyConnectedAsConv(fc6, fc7, dropout)
+        self.head = SkipScoreHead(fc_channels, channels[2], channels[3], num_classes, stride)
 
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        features = self.encoder.features
-        pool3 = features[: self.pool3 + 1](x)
-        pool4 = features[self.pool3 + 1 : self.pool4 + 1](pool3)
-        pool5 = features[self.pool4 + 1 :](pool4)
-        score = self.score_fr(self.fc7(self.fc6(pool5)))
-        if self.stride <= 16:
-            score = self.upscore2(score) + self.score_pool4(pool4)
-        if self.stride == 8:
-            score = self.upscore_pool4(score) + self.score_pool3(pool3)
-        return self.upscore(score), None
-
-    def classifier_module_names(self) -> list[str]:
-        return [name for name, _ in self.named_children() if name.startswith(("score", "up"))]
+    def pretrained_modules(self) -> list[str]:
+        """The VGG encoder, and fc6/fc7 when they are its classifier's layers."""
+        return ["encoder", "decoder"] if self.fc_from_classifier else ["encoder"]
 
 
 def _fcn_vgg16(
@@ -152,13 +202,10 @@ def _fcn_vgg16(
     encoder_weights: str | Path | None,
     fc_channels: int,
 ) -> FCN:
+    """FCN on a VGG16 whose weights (with its fc6/fc7) come from ``encoder_weights``."""
     vgg = vgg16(in_channels=in_channels)
-    if encoder_weights is not None:  # before the classifier becomes fc6/fc7
-        removed = vgg.classifier[6]
-        vgg.classifier[6] = nn.Identity()
-        vgg.removed_head = ["classifier.6"]
-        load_encoder_weights(vgg, encoder_weights)
-        vgg.classifier[6] = removed
+    if encoder_weights is not None:  # the whole classifier, before fc6/fc7 leave it
+        load_pretrained(vgg, encoder_weights, name="vgg16")
     return FCN(vgg, num_classes, stride, fc_channels)
 
 
@@ -198,21 +245,29 @@ class FCNHead(nn.Sequential):
     def __init__(self, in_channels: int, num_classes: int) -> None:
         inter_channels = in_channels // 4
         super().__init__(
-            nn.Conv2d(in_channels, inter_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(inter_channels),
-            nn.ReLU(),
+            *conv_norm_act_layers(in_channels, inter_channels, 3, inplace=False),
             nn.Dropout(0.1),
             nn.Conv2d(inter_channels, num_classes, 1),
         )
 
 
+class DeepestLevel(nn.Module):
+    """The decoder of torchvision's simple segmentation models: the deepest level alone."""
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return features[-1]
+
+
 class DilatedSegmentationModel(SegmentationModel):
     """torchvision's ``_SimpleSegmentationModel``: backbone, head, bilinear resize.
 
-    ``classifier`` scores the encoder's deepest level and ``aux_classifier`` (if any,
-    computed in training mode only) the level before it. Logits are resized to the
-    input with ``align_corners=False``, which handles any input size, so no padding
-    is needed (``size_divisor`` 1) and outputs equal torchvision's.
+    The one exception to the part names, for state-dict parity with torchvision: the
+    encoder is registered as ``backbone``, the head as ``classifier`` and the auxiliary
+    head as ``aux_classifier`` (``encoder`` and ``head`` read them). The decoder passes
+    the deepest level on; ``aux_classifier`` (if any, training mode only) scores the
+    level before it. Logits are resized to the input with ``align_corners=False``,
+    which handles any input size, so no padding is needed (``size_divisor`` 1) and
+    outputs equal torchvision's.
     """
 
     def __init__(
@@ -225,23 +280,27 @@ class DilatedSegmentationModel(SegmentationModel):
         super().__init__()
         self.num_classes = num_classes
         self.backbone = backbone
+        self.decoder = DeepestLevel()
         self.classifier = classifier
         self.aux_classifier = aux_classifier
 
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        size = x.shape[-2:]
-        levels = self.backbone.forward_pyramid(x)
-        out = F.interpolate(
-            self.classifier(levels[-1]), size=size, mode="bilinear", align_corners=False
-        )
-        aux = None
-        if self.aux_classifier is not None and self.training:
-            aux = self.aux_classifier(levels[-2])
-            aux = F.interpolate(aux, size=size, mode="bilinear", align_corners=False)
-        return out, aux
+    @property
+    def encoder(self) -> nn.Module:  # type: ignore[override]
+        return self.backbone
+
+    @property
+    def head(self) -> nn.Module:  # type: ignore[override]
+        return self.classifier
+
+    def forward_aux(self, features: list[torch.Tensor]) -> torch.Tensor | None:
+        return None if self.aux_classifier is None else self.aux_classifier(features[-2])
 
     def classifier_module_names(self) -> list[str]:
         return ["classifier", "aux_classifier"]
+
+    def pretrained_modules(self) -> list[str]:
+        """The ResNet backbone (``encoder_weights``: a ResNet classifier's)."""
+        return ["backbone"]
 
 
 def dilated_resnet(name: str, in_channels: int, encoder_weights: str | Path | None) -> Classifier:

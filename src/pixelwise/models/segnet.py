@@ -20,57 +20,45 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ModelSpec
-from .encoders import SegmentationModel, load_encoder_weights
+from . import vgg
+from .base import ModelSpec, SegmentationModel
+from .encoders import load_encoder_weights
+from .layers import conv_norm_act_layers
 
 VGG16_CHANNELS = (64, 128, 256, 512, 512)
 VGG16_DEPTHS = (2, 2, 3, 3, 3)
 
 
-def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """VGG-BN's unit as three flat modules, so keys read ``features.0``, ``features.1``."""
-    return [
-        nn.Conv2d(in_channels, out_channels, 3, padding=1),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    ]
-
-
 class SegNetEncoder(nn.Module):
-    """VGG-BN convolutions whose max-poolings also return their indices and input sizes."""
+    """VGG-BN's convolutions, built by :func:`~pixelwise.models.vgg.make_features`.
 
-    removed_head = ("avgpool", "classifier")  # a VGG classifier's keys that have no place here
+    ``features`` has the layout of a VGG-BN classifier's (``vgg16_bn`` for the default
+    stages), so that classifier's state dict loads into it with
+    :func:`~pixelwise.models.encoders.load_encoder_weights`, which skips the
+    classifier's ``avgpool`` and ``classifier``. Its pyramid is VGG's: the map before
+    each pooling, then the deepest pooled map.
+    """
 
     def __init__(self, in_channels: int, channels: Sequence[int], depths: Sequence[int]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
+        config: list[int | str] = []
         for width, depth in zip(channels, depths):
-            for _ in range(depth):
-                layers += conv_bn_relu(in_channels, width)
-                in_channels = width
-            layers.append(nn.MaxPool2d(2, 2))
-        self.features = nn.Sequential(*layers)
+            config += [width] * depth + ["M"]
+        self.features = vgg.make_features(config, in_channels, batch_norm=True)
+        self.feature_info = vgg.feature_levels(self.features, in_channels)
 
-    def forward(
-        self, x: torch.Tensor
-    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Size]]]:
-        """The deepest map and, per stage, the pooling indices and the size before pooling."""
-        pools = []
-        for layer in self.features:
-            if isinstance(layer, nn.MaxPool2d):
-                size = x.shape[-2:]
-                x, indices = F.max_pool2d(x, 2, 2, return_indices=True)
-                pools.append((indices, size))
-            else:
-                x = layer(x)
-        return x, pools
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return vgg.forward_pyramid(self.features, x)
 
 
 class SegNetDecoder(nn.Module):
     """The encoder mirrored: per stage, unpool then ``depth`` conv-BN-ReLU units.
 
-    A stage's last unit maps to the channels of the shallower stage, as in the paper's
-    Caffe model; the shallowest stage ends in the classifier instead (``SegNet.head``).
+    Unpooling puts each value back where the encoder's 2x2 pooling found its maximum:
+    the indices are those of pooling the map before it (the encoder's pyramid level
+    of that stage), which are exactly the encoder's. A stage's last unit maps to the
+    channels of the shallower stage, as in the paper's Caffe model; the shallowest
+    stage ends in the classifier instead (``SegNet.head``).
     """
 
     def __init__(self, channels: Sequence[int], depths: Sequence[int]) -> None:
@@ -78,18 +66,16 @@ class SegNetDecoder(nn.Module):
         stages = []
         for i in reversed(range(len(channels))):
             width, depth = channels[i], depths[i]
-            out = channels[i - 1] if i > 0 else width
-            units = [conv_bn_relu(width, width) for _ in range(depth - 1)]
-            if i > 0:
-                units.append(conv_bn_relu(width, out))
-            stages.append(nn.Sequential(*[m for unit in units for m in unit]))
+            outs = [width] * (depth - 1) + ([channels[i - 1]] if i > 0 else [])
+            layers = [m for out in outs for m in conv_norm_act_layers(width, out, 3, bias=True)]
+            stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
 
-    def forward(
-        self, x: torch.Tensor, pools: list[tuple[torch.Tensor, torch.Size]]
-    ) -> torch.Tensor:
-        for stage, (indices, size) in zip(self.stages, reversed(pools)):
-            x = stage(F.max_unpool2d(x, indices, 2, 2, output_size=size))
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]
+        for stage, before_pool in zip(self.stages, reversed(features[:-1])):
+            _, indices = F.max_pool2d(before_pool, 2, 2, return_indices=True)
+            x = stage(F.max_unpool2d(x, indices, 2, 2, output_size=before_pool.shape[-2:]))
         return x
 
 
@@ -118,9 +104,13 @@ class SegNet(SegmentationModel):
         self.decoder = SegNetDecoder(channels, depths)
         self.head = nn.Conv2d(channels[0], num_classes, 3, padding=1)
 
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        x, pools = self.encoder(self.input_norm(x))
-        return self.head(self.decoder(x, pools)), None
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.encoder.forward_pyramid(self.input_norm(x))
+
+    def pretrained_modules(self) -> list[str]:
+        """The encoder (``encoder_weights``: a VGG-BN classifier's); the input norm,
+        the decoder and the head start fresh."""
+        return ["encoder"]
 
 
 def segnet(

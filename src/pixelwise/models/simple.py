@@ -10,14 +10,7 @@ import torch
 from torch import nn
 
 from .base import Classifier, FeatureLevel, ModelSpec
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+from .layers import ConvNormAct
 
 
 class SmallCNN(Classifier):
@@ -26,12 +19,12 @@ class SmallCNN(Classifier):
     ) -> None:
         super().__init__()
         widths = [width, width * 2, width * 4]
-        self.stem = conv_bn_relu(in_channels, widths[0])
+        self.stem = ConvNormAct(in_channels, widths[0])
         self.stages = nn.ModuleList(
             [
-                nn.Sequential(conv_bn_relu(widths[0], widths[0]), nn.MaxPool2d(2)),
-                nn.Sequential(conv_bn_relu(widths[0], widths[1]), nn.MaxPool2d(2)),
-                nn.Sequential(conv_bn_relu(widths[1], widths[2]), nn.MaxPool2d(2)),
+                nn.Sequential(ConvNormAct(widths[0], widths[0]), nn.MaxPool2d(2)),
+                nn.Sequential(ConvNormAct(widths[0], widths[1]), nn.MaxPool2d(2)),
+                nn.Sequential(ConvNormAct(widths[1], widths[2]), nn.MaxPool2d(2)),
             ]
         )
         self.feature_info = [

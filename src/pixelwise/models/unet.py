@@ -13,6 +13,10 @@ onto the expanding stage of the same resolution.
 - ``unet(encoder="resnet34")`` keeps the decoder idea on a zoo classifier: each block
   upsamples to the next shallower level of the encoder's ``feature_info``, concatenates
   it and applies two conv-BN-ReLU units; blocks without a skip bring it to full size.
+
+In the encoder → decoder → head shape: the paper's network is a
+:class:`ContractingPath`, an :class:`ExpandingPath` and a 1x1 convolution; on a zoo
+encoder, the classifier without its head, a :class:`UNetDecoder` and a 3x3 convolution.
 """
 
 from __future__ import annotations
@@ -26,21 +30,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Classifier, ModelSpec
-from .encoders import SegmentationModel, create_encoder, output_stride
+from .base import Classifier, FeatureLevel, ModelSpec, SegmentationModel
+from .encoders import create_encoder, output_stride
+from .layers import conv_norm_act_layers
 
 
 def double_conv(
     in_channels: int, out_channels: int, padding: int, batch_norm: bool
 ) -> nn.Sequential:
-    """Two 3x3 convolutions with ReLU (and BatchNorm): the unit of every U-Net stage."""
-    layers: list[nn.Module] = []
-    for c_in in (in_channels, out_channels):
-        layers.append(nn.Conv2d(c_in, out_channels, 3, padding=padding, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+    """Two 3x3 convolutions with ReLU (and BatchNorm): the unit of every U-Net stage.
+
+    Flat (``0`` conv, ``1`` BN, ``2`` ReLU, ``3`` conv, ...), the keys of earlier
+    checkpoints.
+    """
+    norm = nn.BatchNorm2d if batch_norm else None
+    return nn.Sequential(
+        *conv_norm_act_layers(in_channels, out_channels, 3, padding=padding, norm_layer=norm),
+        *conv_norm_act_layers(out_channels, out_channels, 3, padding=padding, norm_layer=norm),
+    )
 
 
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -81,8 +88,68 @@ def _valid_sizes_near(size: int, depth: int) -> list[int]:
     return [scale * b + 4 * (2 * scale - 1) for b in (bottom - 1, bottom, bottom + 1)]
 
 
+class ContractingPath(nn.Module):
+    """The paper's encoder: double convolutions, a 2x2 max-pooling between stages.
+
+    Its pyramid is every stage's output (strides 1, 2, ..., ``2**depth``). Unpadded
+    (``padding=False``) it checks that the input size is one the paper's network takes.
+    """
+
+    def __init__(
+        self, in_channels: int, widths: Sequence[int], padding: bool, batch_norm: bool
+    ) -> None:
+        super().__init__()
+        self.padded = padding
+        pad = 1 if padding else 0
+        self.stages = nn.ModuleList()
+        for width in widths:
+            self.stages.append(double_conv(in_channels, width, pad, batch_norm))
+            in_channels = width
+        self.feature_info = [
+            FeatureLevel(f"stages.{i}", width, 2**i) for i, width in enumerate(widths)
+        ]
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if not self.padded:
+            depth = len(self.stages) - 1
+            unpadded_unet_size(x.shape[-2], depth)
+            unpadded_unet_size(x.shape[-1], depth)
+        features = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x if i == 0 else F.max_pool2d(x, 2))
+            features.append(x)
+        return features
+
+
+class ExpandingPath(nn.Module):
+    """The paper's decoder: per level, a 2x2 up-convolution, the (centre-cropped) skip
+    concatenated, a double convolution."""
+
+    def __init__(self, widths: Sequence[int], padding: bool, batch_norm: bool) -> None:
+        super().__init__()
+        pad = 1 if padding else 0
+        self.upconvs = nn.ModuleList()
+        self.stages = nn.ModuleList()
+        for c_in, c_out in zip(widths[:0:-1], widths[-2::-1]):
+            self.upconvs.append(nn.ConvTranspose2d(c_in, c_out, 2, stride=2))
+            self.stages.append(double_conv(2 * c_out, c_out, pad, batch_norm))
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]
+        for upconv, stage, skip in zip(self.upconvs, self.stages, features[-2::-1]):
+            x = upconv(x)
+            x = stage(torch.cat([center_crop(skip, x.shape[-2:]), x], dim=1))
+        return x
+
+
 class UNet(SegmentationModel):
     """The paper's U-Net; ``padding=False`` is the original, ``True`` keeps the size."""
+
+    moved_modules = {  # checkpoints saved before the encoder -> decoder -> head shape
+        "down": "encoder.stages",
+        "upconvs": "decoder.upconvs",
+        "up": "decoder.stages",
+    }
 
     def __init__(
         self,
@@ -95,34 +162,12 @@ class UNet(SegmentationModel):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.depth = depth
-        self.padded = padding
         self.size_divisor = 2**depth if padding else 1
-        pad = 1 if padding else 0
+        self.keeps_input_size = padding  # unpadded: logits for the centre of the input
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([double_conv(in_channels, widths[0], pad, batch_norm)])
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
-            self.down.append(double_conv(c_in, c_out, pad, batch_norm))
-        self.upconvs = nn.ModuleList()
-        self.up = nn.ModuleList()
-        for c_in, c_out in zip(widths[:0:-1], widths[-2::-1]):
-            self.upconvs.append(nn.ConvTranspose2d(c_in, c_out, 2, stride=2))
-            self.up.append(double_conv(2 * c_out, c_out, pad, batch_norm))
+        self.encoder = ContractingPath(in_channels, widths, padding, batch_norm)
+        self.decoder = ExpandingPath(widths, padding, batch_norm)
         self.head = nn.Conv2d(widths[0], num_classes, 1)
-
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        if not self.padded:
-            unpadded_unet_size(x.shape[-2], self.depth)
-            unpadded_unet_size(x.shape[-1], self.depth)
-        skips = []
-        for i, stage in enumerate(self.down):
-            x = stage(x if i == 0 else F.max_pool2d(x, 2))
-            skips.append(x)
-        x = skips.pop()
-        for upconv, stage in zip(self.upconvs, self.up):
-            x = upconv(x)
-            x = stage(torch.cat([center_crop(skips.pop(), x.shape[-2:]), x], dim=1))
-        return self.head(x), None
 
 
 class UNetDecoderBlock(nn.Module):
@@ -139,13 +184,56 @@ class UNetDecoderBlock(nn.Module):
         return self.convs(x if skip is None else torch.cat([x, skip], dim=1))
 
 
-class EncoderUNet(SegmentationModel):
-    """U-Net decoder on a zoo encoder: one block per shallower level, then to full size.
+class UNetDecoder(nn.Module):
+    """U-Net decoder on an encoder's levels: one block per shallower level, then blocks
+    without a skip that double the size, up to the input's resolution.
 
     The number of blocks without a skip is ``log2`` of the shallowest level's stride
-    (2 for a ResNet whose shallowest level is stride 4). Decoder widths default to
-    SMP's halving sequence ``256, 128, 64, ...`` (at least 16).
+    (2 for a ResNet whose shallowest level is stride 4). Widths default to SMP's
+    halving sequence ``256, 128, 64, ...`` (at least 16).
     """
+
+    def __init__(
+        self, levels: Sequence[FeatureLevel], decoder_channels: Sequence[int] | None = None
+    ) -> None:
+        super().__init__()
+        skip_channels = [level.channels for level in levels[-2::-1]]
+        self.extra_blocks = max(0, round(math.log2(levels[0].stride)))
+        skip_channels += [0] * self.extra_blocks
+        if decoder_channels is None:
+            decoder_channels = [max(16, 256 >> i) for i in range(len(skip_channels))]
+        if len(decoder_channels) != len(skip_channels):
+            raise ValueError(
+                f"U-Net decoder: needs {len(skip_channels)} decoder_channels ({len(levels) - 1} "
+                f"skips + {self.extra_blocks} upsamplings), got {len(decoder_channels)}"
+            )
+        self.out_channels = decoder_channels[-1]
+        in_channels = [levels[-1].channels, *decoder_channels[:-1]]
+        self.blocks = nn.ModuleList(
+            UNetDecoderBlock(c_in, c_skip, c_out)
+            for c_in, c_skip, c_out in zip(in_channels, skip_channels, decoder_channels)
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        skips = features[-2::-1]
+        x = features[-1]
+        for i, block in enumerate(self.blocks):
+            if i < len(skips):
+                x = block(x, skips[i], skips[i].shape[-2:])
+            else:  # no skip left: double the size
+                x = block(x, None, [2 * s for s in x.shape[-2:]])
+        return x
+
+
+class EncoderUNet(SegmentationModel):
+    """U-Net decoder on a zoo encoder, a 3x3 convolution to class scores.
+
+    The encoder is pretrained (``encoder_weights``); decoder and head are new. Logits
+    that do not reach the input's size (an encoder whose shallowest stride is not a
+    power of two) are resized bilinearly to it.
+    """
+
+    moved_modules = {"blocks": "decoder.blocks"}  # checkpoints saved before this shape
 
     def __init__(
         self,
@@ -155,41 +243,13 @@ class EncoderUNet(SegmentationModel):
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
-        self.encoder = encoder
         self.size_divisor = output_stride(encoder)
-        levels = encoder.feature_info
-        skip_channels = [level.channels for level in levels[-2::-1]]
-        self.extra_blocks = max(0, round(math.log2(levels[0].stride)))
-        skip_channels += [0] * self.extra_blocks
-        if decoder_channels is None:
-            decoder_channels = [max(16, 256 >> i) for i in range(len(skip_channels))]
-        if len(decoder_channels) != len(skip_channels):
-            raise ValueError(
-                f"U-Net on {type(encoder).__name__}: needs {len(skip_channels)} decoder_channels "
-                f"({len(levels) - 1} skips + {self.extra_blocks} upsamplings), got {len(decoder_channels)}"
-            )
-        in_channels = [levels[-1].channels, *decoder_channels[:-1]]
-        self.blocks = nn.ModuleList(
-            UNetDecoderBlock(c_in, c_skip, c_out)
-            for c_in, c_skip, c_out in zip(in_channels, skip_channels, decoder_channels)
-        )
-        self.head = nn.Conv2d(decoder_channels[-1], num_classes, 3, padding=1)
+        self.encoder = encoder
+        self.decoder = UNetDecoder(encoder.feature_info, decoder_channels)
+        self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 3, padding=1)
 
-    def forward_padded(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        size = x.shape[-2:]
-        features = self.encoder.forward_pyramid(x)
-        skips = features[-2::-1]
-        x = features[-1]
-        for i, block in enumerate(self.blocks):
-            if i < len(skips):
-                x = block(x, skips[i], skips[i].shape[-2:])
-            else:  # doubling, and the input size at the last block
-                last = i == len(self.blocks) - 1
-                x = block(x, None, size if last else [2 * s for s in x.shape[-2:]])
-        logits = self.head(x)
-        if logits.shape[-2:] != size:  # no skip-free block (shallowest stride 1)
-            logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
-        return logits, None
+    def pretrained_modules(self) -> list[str]:
+        return ["encoder"]
 
 
 def unet(

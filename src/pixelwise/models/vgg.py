@@ -9,8 +9,9 @@ after every conv (not in the paper; torchvision's).
 
 The layout is torchvision's (``features.<i>`` for a flat conv/BN/ReLU/pool sequence,
 ``avgpool`` to 7x7, ``classifier.<i>``), so its state dicts load unchanged.
-:attr:`VGG.pool_indices` gives the position of each pool in ``features`` for
-encoders (FCN's pool3/pool4, SegNet's pooling indices) that slice it.
+Its pyramid (:func:`feature_levels`, :func:`forward_pyramid`) is the last ReLU before
+each pool, then the last pool; SegNet's encoder, built by :func:`make_features` too,
+shares it. :attr:`VGG.pool_indices` gives the position of each pool in ``features``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from .base import Classifier, FeatureLevel, ModelSpec
+from .layers import conv_norm_act_layers
 
 # Output channels of each 3x3 conv; "M" is a 2x2 max-pool (paper, table 1).
 CONFIGS: dict[str, list[int | str]] = {
@@ -33,19 +35,48 @@ CONFIGS: dict[str, list[int | str]] = {
 def make_features(
     config: list[int | str], in_channels: int = 3, batch_norm: bool = False
 ) -> nn.Sequential:
-    """The conv part as one flat ``nn.Sequential``: conv, [BN], ReLU, ..., pool."""
+    """The conv part as one flat ``nn.Sequential``: conv, [BN], ReLU, ..., pool.
+
+    Convolutions keep their bias with batch norm too, as torchvision's (key parity).
+    """
     layers: list[nn.Module] = []
     for value in config:
         if value == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
         assert isinstance(value, int)
-        layers.append(nn.Conv2d(in_channels, value, kernel_size=3, padding=1))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(value))
-        layers.append(nn.ReLU(inplace=True))
+        norm = nn.BatchNorm2d if batch_norm else None
+        layers += conv_norm_act_layers(in_channels, value, 3, norm_layer=norm, bias=True)
         in_channels = value
     return nn.Sequential(*layers)
+
+
+def feature_levels(features: nn.Sequential, in_channels: int) -> list[FeatureLevel]:
+    """For each resolution of ``features`` its deepest map: the last layer before each
+    pool (strides 1, 2, 4, ...), then the last pool."""
+    levels = []
+    stride, channels = 1, in_channels
+    for i, layer in enumerate(features):
+        if isinstance(layer, nn.Conv2d):
+            channels = layer.out_channels
+        elif isinstance(layer, nn.MaxPool2d):
+            levels.append(FeatureLevel(f"features.{i - 1}", channels, stride))
+            stride *= 2
+    last_pool = max(i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d))
+    levels.append(FeatureLevel(f"features.{last_pool}", channels, stride))
+    return levels
+
+
+def forward_pyramid(features: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """The maps of :func:`feature_levels`, shallow to deep."""
+    pools = [i for i, m in enumerate(features) if isinstance(m, nn.MaxPool2d)]
+    taps = {i - 1 for i in pools} | {pools[-1]}
+    maps = []
+    for i, layer in enumerate(features):
+        x = layer(x)
+        if i in taps:
+            maps.append(x)
+    return maps
 
 
 class VGG(Classifier):
@@ -68,16 +99,7 @@ class VGG(Classifier):
         super().__init__()
         self.features = make_features(config, in_channels, batch_norm)
         self.pool_indices = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
-        self.feature_info = []
-        stride, channels = 1, in_channels
-        for i, layer in enumerate(self.features):
-            if isinstance(layer, nn.Conv2d):
-                channels = layer.out_channels
-            elif isinstance(layer, nn.MaxPool2d):
-                self.feature_info.append(FeatureLevel(f"features.{i - 1}", channels, stride))
-                stride *= 2
-        last_pool = f"features.{self.pool_indices[-1]}"
-        self.feature_info.append(FeatureLevel(last_pool, channels, stride))
+        self.feature_info = feature_levels(self.features, in_channels)
 
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.num_features = 4096
@@ -108,13 +130,7 @@ class VGG(Classifier):
                 nn.init.zeros_(m.bias)
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
-        taps = {i - 1 for i in self.pool_indices} | {self.pool_indices[-1]}
-        features = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in taps:
-                features.append(x)
-        return features
+        return forward_pyramid(self.features, x)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)

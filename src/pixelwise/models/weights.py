@@ -7,20 +7,36 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..checkpoint import read_state_dict
 from ..log import logger
+from .base import ModelError
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a file: a raw state dict, or a pixelwise checkpoint's ``model``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state dict, got {type(obj).__name__}")
-    return obj
+def torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's default weights for ``name``, from the local cache only.
+
+    Nothing is downloaded here (tests and offline machines must not reach the network):
+    a file missing from ``$TORCH_HOME/hub/checkpoints`` is one line saying where to put it.
+    The file is read like any weights file (``weights_only``).
+    """
+    import torchvision  # only here: looking up torchvision's weight registry
+
+    try:
+        default = torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError) as err:
+        raise ModelError(
+            f"model.weights=torchvision: torchvision has no weights for '{name}'"
+        ) from err
+    filename = default.url.rsplit("/", 1)[-1]
+    cached = Path(torch.hub.get_dir(), "checkpoints", filename)
+    if not cached.is_file():
+        raise ModelError(
+            f"model.weights=torchvision: torchvision's {name} weights are not in the local cache "
+            f"({cached}); pixelwise does not download: copy {filename} (published at "
+            f"{default.url}) into {cached.parent}, or set TORCH_HOME to a folder whose "
+            "hub/checkpoints holds it, or give model.weights=PATH"
+        )
+    return read_state_dict(cached)
 
 
 def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") -> list[str]:
@@ -35,13 +51,8 @@ def load_pretrained(model: nn.Module, weights: str | Path, name: str = "model") 
     Anything else that differs (a missing layer, another width, another architecture)
     raises ``ModelError`` naming the first offending key. Returns the skipped keys.
     """
-    from .base import ModelError
-
     if str(weights) == "torchvision":
-        import torchvision
-
-        reference = torchvision.models.get_model(name, weights="DEFAULT")
-        state = reference.state_dict()
+        state = torchvision_state_dict(name)
         source = f"torchvision's {name} weights"
     else:
         state = read_state_dict(weights)

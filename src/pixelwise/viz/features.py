@@ -1,4 +1,5 @@
-"""Pictures of what a network computes: feature-map grids, t-SNE scatters, Grad-CAM."""
+"""Pictures of what a network computes: feature-map grids, t-SNE scatters, Grad-CAM
+and Grad-CAM++ (with a colour bar saying what the heat means)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .figures import caption_height, panel_figure, save_figure  # noqa: E402
+
+HEAT_MAP = "jet"
+CAPTION_FONT_SIZE = 8
+MAX_PANELS_ACROSS = 6  # 6 x 1.8 in at 90 dpi: about 1,000 px, the report's width
+COLORBAR_SPACE = 0.85  # inches under the panels: the bar, its ticks and its label
 
 
 def plot_feature_maps(
@@ -100,8 +111,73 @@ def plot_tsne(
 
 def heatmap_overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
     """An (H, W, 3) uint8 image with a [0, 1] heat map blended in through the jet colour map."""
-    colored = plt.get_cmap("jet")(np.clip(heatmap, 0, 1))[..., :3] * 255
+    colored = plt.get_cmap(HEAT_MAP)(np.clip(heatmap, 0, 1))[..., :3] * 255
     return ((1 - alpha) * image.astype(np.float32) + alpha * colored).round().astype(np.uint8)
+
+
+def gradcam_figure(
+    images: Sequence[np.ndarray],
+    heatmaps: torch.Tensor | np.ndarray,
+    captions: Sequence[str],
+    title: str = "Grad-CAM",
+    columns: int = 4,
+    heatmaps_plusplus: torch.Tensor | np.ndarray | None = None,
+    masks: torch.Tensor | np.ndarray | None = None,
+) -> Figure:
+    """Per image: the image (captioned) | its Grad-CAM overlay [| its Grad-CAM++
+    overlay], at most ``MAX_PANELS_ACROSS`` panels a row, with a colour bar for the heat. ``masks`` (segmentation) outline in white
+    the pixels whose class was explained."""
+    maps = [_array(heatmaps)] + (
+        [_array(heatmaps_plusplus)] if heatmaps_plusplus is not None else []
+    )
+    outlines = _array(masks) if masks is not None else None
+    names = ["Grad-CAM", "Grad-CAM++"][: len(maps)]
+    per_image = 1 + len(maps)
+    count = len(images)
+    columns = max(1, min(columns, count, MAX_PANELS_ACROSS // per_image))
+    rows = math.ceil(count / columns)
+    height, width = images[0].shape[:2]
+    fig, axes = panel_figure(
+        rows,
+        columns * per_image,
+        height / width,
+        panel_width=1.8,
+        caption_lines=2,
+        font_size=CAPTION_FONT_SIZE,
+        top=caption_height(1, 11),
+        bottom=COLORBAR_SPACE,
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        row, col = divmod(i, columns)
+        cells = axes[row, col * per_image : (col + 1) * per_image]
+        cells[0].imshow(image, interpolation="nearest")
+        cells[0].set_title(caption, fontsize=CAPTION_FONT_SIZE, pad=2)
+        for ax, name, heat in zip(cells[1:], names, maps):
+            ax.imshow(heatmap_overlay(image, heat[i]), interpolation="nearest")
+            ax.set_title(name, fontsize=CAPTION_FONT_SIZE, pad=2)
+            if outlines is not None and outlines[i].any() and not outlines[i].all():
+                ax.contour(outlines[i].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+    fig.suptitle(title, fontsize=11, y=1 - 0.03 / fig.get_figheight(), va="top")
+    _colorbar(fig)
+    return fig
+
+
+def _array(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    return np.asarray(values.cpu() if isinstance(values, torch.Tensor) else values)
+
+
+def _colorbar(fig: Figure) -> None:
+    """A horizontal bar under the panels: what the heat colours mean."""
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    bar_width = min(4.0, 0.8 * width)
+    box = ((width - bar_width) / 2 / width, 0.42 / height, bar_width / width, 0.14 / height)
+    bar = fig.colorbar(
+        ScalarMappable(Normalize(0, 1), HEAT_MAP), cax=fig.add_axes(box), orientation="horizontal"
+    )
+    bar.set_label("evidence for the class (1 = the image's strongest)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
 
 
 def plot_gradcam(
@@ -111,26 +187,9 @@ def plot_gradcam(
     path: str | Path,
     title: str = "Grad-CAM",
     columns: int = 4,
+    heatmaps_plusplus: torch.Tensor | np.ndarray | None = None,
+    masks: torch.Tensor | np.ndarray | None = None,
 ) -> Path:
-    """Each image next to its Grad-CAM overlay, captioned (e.g. with the predicted class)."""
-    path = Path(path)
-    heat = np.asarray(heatmaps.cpu() if isinstance(heatmaps, torch.Tensor) else heatmaps)
-    count = len(images)
-    columns = min(columns, count)
-    rows = math.ceil(count / columns)
-    fig, axes = plt.subplots(
-        rows, 2 * columns, figsize=(3.2 * columns, 1.8 * rows + 0.5), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (image, caption) in enumerate(zip(images, captions)):
-        row, col = divmod(i, columns)
-        axes[row, 2 * col].imshow(image, interpolation="nearest")
-        axes[row, 2 * col + 1].imshow(heatmap_overlay(image, heat[i]), interpolation="nearest")
-        axes[row, 2 * col].set_title(caption, fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    """``gradcam_figure`` as a PNG."""
+    fig = gradcam_figure(images, heatmaps, captions, title, columns, heatmaps_plusplus, masks)
+    return save_figure(fig, path)

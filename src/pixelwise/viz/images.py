@@ -44,6 +44,14 @@ def scale_to(array: np.ndarray, longest: int, nearest: bool = False) -> np.ndarr
     return np.asarray(Image.fromarray(array).resize(size, resample))
 
 
+def scale_to_width(array: np.ndarray, width: int, nearest: bool = False) -> np.ndarray:
+    """Resize to ``width`` pixels across, keeping the aspect ratio."""
+    height, own = array.shape[:2]
+    size = (width, max(1, round(height * width / own)))
+    resample = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(array).resize(size, resample))
+
+
 def hstack(panels: Sequence[np.ndarray], gap: int = 2, fill: int = 255) -> np.ndarray:
     """Panels of equal height side by side with a ``gap``-pixel border between them."""
     height = max(p.shape[0] for p in panels)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..analysis.complexity import format_count, model_complexity
 from ..log import logger
 from ..metrics import headline
@@ -188,6 +188,10 @@ def confusion_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None)
 
 
 def samples_section(run: RunDir, split: str) -> str:
+    if run.config().data.format == "python":
+        return section(
+            "samples", "Sample predictions", note("the data were given in Python, not kept.")
+        )
     dataset = run.splits().datasets[split]
     model, card = run.load_model(run.default_checkpoint())
     mean, std = card.mean_std
@@ -216,6 +220,7 @@ def samples_section(run: RunDir, split: str) -> str:
         run.plots_dir / f"segmentation_{split}.png",
         mean,
         std,
+        colors=card.class_colors,
     )
     body = image(path, "image, ground truth, prediction and overlay")
     gif = run.learning_gif

@@ -12,17 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, Dataset, Subset  # noqa: E402
-
-from ..models.base import split_output  # noqa: E402
-from .images import to_display  # noqa: E402
+from ..models.base import split_output
+from .figures import panel_figure, save_figure, shorten
+from .images import to_display
 
 
 @dataclass
@@ -79,6 +77,46 @@ def most_confident_mistakes(
     return sorted(mistakes, key=lambda m: -m.confidence)[:count]
 
 
+CAPTION_FONT_SIZE = 8
+NAME_LIMIT = 14  # characters of a class name in a caption: longer ones would overlap
+
+
+def mistakes_figure(
+    dataset: Dataset,
+    mistakes: Sequence[Mistake],
+    class_names: Sequence[str],
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    columns: int = 6,
+) -> Figure:
+    """A grid of the mistakes, each captioned 'true → predicted' over 'confidence sure',
+    with both caption lines in a band reserved above its image."""
+    columns = max(1, min(columns, len(mistakes)))
+    rows = max(1, math.ceil(len(mistakes) / columns))
+    pictures = [to_display(dataset[m.index][0], mean, std) for m in mistakes]
+    height, width = pictures[0].shape[:2] if pictures else (1, 1)
+    fig, axes = panel_figure(
+        rows,
+        columns,
+        height / width,
+        panel_width=2.0,
+        caption_lines=2,
+        font_size=CAPTION_FONT_SIZE,
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, mistake, picture in zip(axes.flat, mistakes, pictures):
+        ax.imshow(picture, interpolation="nearest")
+        true = shorten(class_names[mistake.true], NAME_LIMIT)
+        predicted = shorten(class_names[mistake.predicted], NAME_LIMIT)
+        ax.set_title(
+            f"{true} → {predicted}\n{mistake.confidence:.0%} sure",
+            fontsize=CAPTION_FONT_SIZE,
+            pad=2,
+        )
+    return fig
+
+
 def plot_mistakes(
     dataset: Dataset,
     mistakes: Sequence[Mistake],
@@ -88,26 +126,8 @@ def plot_mistakes(
     std: Sequence[float] | None = None,
     columns: int = 6,
 ) -> Path:
-    """A grid of the mistakes, each captioned 'true → predicted (confidence)'."""
-    path = Path(path)
-    columns = max(1, min(columns, len(mistakes)))
-    rows = max(1, math.ceil(len(mistakes) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.4 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, mistake in zip(axes.flat, mistakes):
-        image, _ = dataset[mistake.index]
-        ax.imshow(to_display(image, mean, std), interpolation="nearest")
-        ax.set_title(
-            f"{class_names[mistake.true]} → {class_names[mistake.predicted]}\n"
-            f"{mistake.confidence:.0%} sure",
-            fontsize=8,
-        )
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    """``mistakes_figure`` as a PNG."""
+    return save_figure(mistakes_figure(dataset, mistakes, class_names, mean, std, columns), path)
 
 
 @torch.no_grad()

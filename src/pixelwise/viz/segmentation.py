@@ -1,40 +1,34 @@
 """Segmentation pictures: a colour per class, image | truth | prediction, overlays.
 
-Colours follow the PASCAL VOC palette (class 0 black, then the bit-interleaved
-sequence that keeps neighbouring classes apart); pixels labelled ``ignore_index`` are
-white. A class named "background" stays transparent in overlays.
+Colours are the dataset's (``data.class_colors``, carried by the model card as
+``class_colors``) or else the PASCAL VOC palette (``viz.colors``); pixels labelled
+``ignore_index`` are white, and the legend names that white "ignored" where the masks
+have such pixels. A class named "background" stays transparent in overlays.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from .colors import IGNORE_COLOR, IGNORE_LABEL, class_colors, palette  # noqa: E402
+from .figures import caption_height, panel_figure, panel_figure_width, save_figure  # noqa: E402
 from .images import to_display  # noqa: E402
 
-IGNORE_COLOR = (255, 255, 255)
+__all__ = ["IGNORE_COLOR", "palette"]  # re-exported: callers know them from here
 
-
-def palette(num_classes: int) -> np.ndarray:
-    """(num_classes, 3) uint8 colours: the PASCAL VOC palette, bit by bit from the index."""
-    colors = np.zeros((num_classes, 3), dtype=np.uint8)
-    for index in range(num_classes):
-        value, r, g, b = index, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (value & 1) << shift
-            g |= ((value >> 1) & 1) << shift
-            b |= ((value >> 2) & 1) << shift
-            value >>= 3
-        colors[index] = (r, g, b)
-    return colors
+Colors = np.ndarray | Sequence[Sequence[int]] | None
+LEGEND_FONT_SIZE = 9
+LEGEND_COLUMNS = 6
 
 
 def colorize(mask: torch.Tensor | np.ndarray, colors: np.ndarray) -> np.ndarray:
@@ -73,12 +67,97 @@ def overlay(
     return out.round().astype(np.uint8)
 
 
-def legend_handles(class_names: Sequence[str], colors: np.ndarray, present: set[int]) -> list:
-    return [
+def legend_handles(
+    class_names: Sequence[str], colors: np.ndarray, present: set[int], ignored: bool = False
+) -> list:
+    """A colour patch per class in ``present``, and the white of ignored pixels if any."""
+    handles = [
         Patch(facecolor=colors[i] / 255.0, edgecolor="black", linewidth=0.5, label=name)
         for i, name in enumerate(class_names)
         if i in present
     ]
+    if ignored:
+        white = np.asarray(IGNORE_COLOR) / 255.0
+        handles.append(Patch(facecolor=white, edgecolor="black", linewidth=0.5, label=IGNORE_LABEL))
+    return handles
+
+
+def _values(mask: torch.Tensor | np.ndarray) -> set[int]:
+    return set(
+        np.unique(np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask)).tolist()
+    )
+
+
+def legend_columns(handles: list, width: float) -> int:
+    """As many legend entries per line as fit in ``width`` inches (a swatch, the label)."""
+    longest = max((len(h.get_label()) for h in handles), default=1)
+    entry = 0.55 + longest * LEGEND_FONT_SIZE * 0.6 / 72  # inches; 0.6 em per character
+    return max(1, min(len(handles), LEGEND_COLUMNS, int(width / entry)))
+
+
+def legend_height(handles: list, width: float) -> float:
+    """Inches a bottom legend of ``handles`` needs in a figure ``width`` inches wide."""
+    if not handles:
+        return 0.0
+    lines = math.ceil(len(handles) / legend_columns(handles, width))
+    return caption_height(lines, LEGEND_FONT_SIZE + 2) + 0.1
+
+
+def _add_legend(fig: Figure, handles: list) -> None:
+    if handles:
+        fig.legend(
+            handles=handles,
+            loc="lower center",
+            ncol=legend_columns(handles, fig.get_figwidth()),
+            fontsize=LEGEND_FONT_SIZE,
+            frameon=False,
+            borderaxespad=0.3,
+        )
+
+
+def segmentation_figure(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    predictions: torch.Tensor,
+    class_names: Sequence[str],
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    with_overlay: bool = True,
+    title: str | None = None,
+    colors: Colors = None,
+) -> Figure:
+    """One row per image: image | ground truth | prediction [| overlay], and a legend of
+    the classes shown (and of the ignored white, where the truth has ignored pixels)."""
+    num_classes = len(class_names)
+    palette_ = class_colors(num_classes, colors)
+    background = background_index(class_names)
+    columns = ["image", "ground truth", "prediction"] + (["overlay"] if with_overlay else [])
+    present = set().union(*(_values(m) for m in (*targets, *predictions)))
+    classes = {v for v in present if 0 <= v < num_classes}
+    handles = legend_handles(class_names, palette_, classes, ignored=bool(present - classes))
+    height, width = images.shape[-2:]
+    header = caption_height(1, 10) + (caption_height(1, 12) if title else 0.0)
+    figure_width = panel_figure_width(len(columns))
+    fig, axes = panel_figure(
+        len(images),
+        len(columns),
+        height / width,
+        top=header,
+        bottom=legend_height(handles, figure_width),
+    )
+    for row, image in enumerate(images):
+        picture = to_display(image, mean, std)
+        panels = [picture, colorize(targets[row], palette_), colorize(predictions[row], palette_)]
+        if with_overlay:
+            panels.append(overlay(picture, predictions[row], palette_, background=background))
+        for col, panel in enumerate(panels):
+            axes[row, col].imshow(panel, interpolation="nearest")
+            if row == 0:
+                axes[row, col].set_title(columns[col], fontsize=10, pad=3)
+    _add_legend(fig, handles)
+    if title:
+        fig.suptitle(title, fontsize=12, y=1 - 0.02 / fig.get_figheight(), va="top")
+    return fig
 
 
 def plot_segmentation(
@@ -91,45 +170,15 @@ def plot_segmentation(
     std: Sequence[float] | None = None,
     with_overlay: bool = True,
     title: str | None = None,
+    colors: Colors = None,
 ) -> Path:
-    """One row per image: image | ground truth | prediction [| overlay], with a colour legend.
-
-    ``images`` are normalised (N, C, H, W); ``targets`` and ``predictions`` (N, H, W) indices.
-    """
-    path = Path(path)
-    colors = palette(len(class_names))
-    background = background_index(class_names)
-    columns = ["image", "ground truth", "prediction"] + (["overlay"] if with_overlay else [])
-    count = len(images)
-    fig, axes = plt.subplots(
-        count, len(columns), figsize=(2.6 * len(columns), 2.6 * count + 0.8), squeeze=False
+    """``segmentation_figure`` as a PNG. ``images`` are normalised (N, C, H, W);
+    ``targets`` and ``predictions`` (N, H, W) indices; ``colors`` the card's
+    ``class_colors`` (default: the VOC palette)."""
+    fig = segmentation_figure(
+        images, targets, predictions, class_names, mean, std, with_overlay, title, colors
     )
-    present: set[int] = set()
-    for row in range(count):
-        picture = to_display(images[row], mean, std)
-        present |= set(np.unique(targets[row].cpu().numpy()).tolist())
-        present |= set(np.unique(predictions[row].cpu().numpy()).tolist())
-        panels = [picture, colorize(targets[row], colors), colorize(predictions[row], colors)]
-        if with_overlay:
-            panels.append(overlay(picture, predictions[row], colors, background=background))
-        for col, panel in enumerate(panels):
-            ax = axes[row, col]
-            ax.imshow(panel, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(columns[col], fontsize=10)
-    handles = legend_handles(class_names, colors, present)
-    fig.legend(
-        handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False
-    )
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.5 / (2.6 * count + 0.8), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_overlays(
@@ -141,30 +190,26 @@ def plot_overlays(
     std: Sequence[float] | None = None,
     columns: int = 4,
     alpha: float = 0.5,
+    colors: Colors = None,
 ) -> Path:
-    """A grid of images with their masks (predicted or true) blended in, and a legend."""
-    path = Path(path)
-    colors = palette(len(class_names))
+    """A grid of images with their masks (predicted or true) blended in, and a legend.
+    Ignored pixels are left unpainted, so the legend lists classes only."""
+    num_classes = len(class_names)
+    palette_ = class_colors(num_classes, colors)
     background = background_index(class_names)
     count = len(images)
-    rows = -(-count // columns)
-    fig, axes = plt.subplots(
-        rows, columns, figsize=(2.6 * columns, 2.6 * rows + 0.6), squeeze=False
-    )
-    present: set[int] = set()
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    present = set().union(*(_values(m) for m in masks))
+    handles = legend_handles(class_names, palette_, {v for v in present if 0 <= v < num_classes})
+    height, width = images.shape[-2:]
+    bottom = legend_height(handles, panel_figure_width(columns))
+    fig, axes = panel_figure(rows, columns, height / width, bottom=bottom)
     for i, ax in enumerate(axes.flat):
-        ax.axis("off")
         if i >= count:
+            ax.set_axis_off()
             continue
         picture = to_display(images[i], mean, std)
-        present |= set(np.unique(masks[i].cpu().numpy()).tolist())
-        ax.imshow(overlay(picture, masks[i], colors, alpha, background), interpolation="nearest")
-    handles = legend_handles(class_names, colors, present)
-    fig.legend(
-        handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False
-    )
-    fig.tight_layout(rect=(0, 0.45 / (2.6 * rows + 0.6), 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+        ax.imshow(overlay(picture, masks[i], palette_, alpha, background), interpolation="nearest")
+    _add_legend(fig, handles)
+    return save_figure(fig, path)
