@@ -42,7 +42,7 @@ from .checkpoint import (
 )
 from .config import ExperimentConfig, load_config, save_config
 from .data import DataSplits, build_datasets
-from .errors import UserError
+from .errors import UserError, cannot_write, writing
 from .log import logger
 
 if TYPE_CHECKING:
@@ -305,14 +305,10 @@ class RunDir:
         return model.eval()
 
     # ----------------------------------------------------------------------- ownership
-    @contextlib.contextmanager
-    def writing(self, path: Path) -> Iterator[None]:
+    def writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
         """An ``OSError`` while writing ``path`` (a full disk, a read-only folder) as one
         line naming the path and the reason."""
-        try:
-            yield
-        except OSError as err:
-            raise RunDirError(cannot_write(path, err)) from err
+        return writing(path, RunDirError)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -323,12 +319,7 @@ class RunDir:
             try:
                 fd = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = self._lock_holder()
-                if holder is not None:
-                    raise RunDirError(
-                        f"{self.path} is being written by process {holder} (its lock: "
-                        f"{self.lock_file}); wait for it to finish, or choose another --run-dir"
-                    ) from None
+                self.refuse_if_locked()
                 logger.warning(f"{self.lock_file}: left by a process that is gone; taken over")
                 self.lock_file.unlink(missing_ok=True)
                 continue
@@ -344,7 +335,19 @@ class RunDir:
                 if self.lock_file.read_text() == mine:
                     self.lock_file.unlink()
 
-    def _lock_holder(self) -> str | None:
+    def refuse_if_locked(self) -> None:
+        """Raise naming the live process that holds the run's lock, if one does. The
+        message says how to free a lock that only looks held: one written on another
+        host, an unreadable one, or a pid that a reboot gave to another program."""
+        holder = self.lock_holder() if self.lock_file.exists() else None
+        if holder is not None:
+            raise RunDirError(
+                f"{self.path} is being written by process {holder} (its lock: "
+                f"{self.lock_file}); wait for it to finish, or choose another --run-dir "
+                "(if no pixelwise process writes this run, delete the lock)"
+            )
+
+    def lock_holder(self) -> str | None:
         """``"PID on HOST"`` of a live process holding the lock, else None (stale)."""
         try:
             holder = json.loads(self.lock_file.read_text() or "{}")
@@ -375,7 +378,9 @@ class RunDir:
     def discard_unfinished(self) -> None:
         """Remove what a run killed before its first checkpoint left (its config,
         metrics, split, pictures), so that ``--resume auto`` starts it afresh; a run
-        with a checkpoint is never touched."""
+        with a checkpoint, or one a live process holds (still in its first epoch), is
+        never touched."""
+        self.refuse_if_locked()
         if any(self.checkpoints_dir.glob("*.pt")):
             raise RunDirError(f"{self.path} holds checkpoints: resume it instead")
         owned = [self.config_file, self.metrics_file, self.path / "splits.json"]
@@ -419,6 +424,8 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
             raise RunDirError("--resume needs --run-dir RUN_DIR (the run to continue)")
         return RunDir(new_run_dir(output_dir, name))
     path = Path(path)
+    if path.is_dir():  # another trainer at work: say so before anything else
+        RunDir(path).refuse_if_locked()
     if resume:
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"--resume: {path} is not a pixelwise run (no config.yaml)")
@@ -459,8 +466,9 @@ def decide_resume(path: Path | None, mode: bool | str | None) -> bool:
 
 def remove_if_empty_run(run: RunDir) -> None:
     """A run that failed before its first epoch leaves nothing behind (its directory
-    would only push the next attempt to ``name-2``)."""
-    if run.holds_an_epoch():
+    would only push the next attempt to ``name-2``). A directory another live process
+    has locked is its own, and stays."""
+    if run.holds_an_epoch() or (run.lock_file.exists() and run.lock_holder() is not None):
         return
     shutil.rmtree(run.path, ignore_errors=True)
     logger.info(f"removed {run.path}: the run stopped before its first epoch")
@@ -544,11 +552,6 @@ def read_model_file(path: str | Path) -> tuple[ModelCard, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- helpers
-def cannot_write(path: Path, err: OSError) -> str:
-    reason = err.strerror or str(err)
-    return f"cannot write {path}: {reason.lower()}"
-
-
 def json_safe(value: Any) -> Any:
     """NaN and infinities (undefined figures) as null: strict JSON every parser reads."""
     if isinstance(value, float):

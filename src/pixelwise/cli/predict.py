@@ -4,11 +4,11 @@ Inputs are files, folders (searched recursively for image files) or glob pattern
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
 probabilities); segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
-An input that cannot be predicted (missing, not an image, wrong channels, an empty
-folder) is reported in one line naming it; the others are still predicted, and the
-exit status is 1 when any failed. Without ``--out`` the files go to a new
-``predictions/`` folder in the current directory (``default_out_dir``), named on the
-last line.
+An input that cannot be predicted (missing, empty, not an image, wrong channels, a file
+name that is not UTF-8, an empty folder) is reported in one line naming it; the others
+are still predicted, and the exit status is 1 when any failed. Without ``--out`` the
+files go to a new ``predictions/`` folder in the current directory
+(``default_out_dir``), named on the last line.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import argparse
 import csv
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, writing
 from ._common import add_checkpoint_choice
 
 
@@ -86,7 +87,29 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{text}: no such file or folder")
     unique = list(dict.fromkeys(files))  # a file named twice is predicted once
-    return unique, errors
+    named = [path for path in unique if utf8_name(path)]
+    errors += [
+        f"{escaped(path)}: the file name is not valid UTF-8, so the CSV and JSON could not "
+        "name it; rename the file"
+        for path in unique
+        if not utf8_name(path)
+    ]
+    return named, errors
+
+
+def utf8_name(path: Path) -> bool:
+    """Whether the path can be written as text: a name made of bytes that are not UTF-8
+    (a Latin-1 ``café.jpg`` copied from an old disk) reaches Python as lone surrogates."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(path: Path) -> str:
+    """The path with each byte that is not UTF-8 written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
@@ -176,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
     files, failed = expand_inputs(args.inputs)
     out = Path(args.out) if args.out else default_out_dir(Path.cwd())
-    out.mkdir(parents=True, exist_ok=True)
+    with writing(out):  # before any image is read: a folder that cannot be written
+        out.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
     segmentation = predictor.task == "segmentation"
     records: list[dict[str, Any]] = []
@@ -205,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
                 records.append({"input": str(path), **result.to_dict()})
 
     if not segmentation:
-        write_classification(out, records, min(args.topk, len(predictor.class_names)))
+        with writing(out / "predictions.csv"):
+            write_classification(out, records, min(args.topk, len(predictor.class_names)))
     summary = {
         "checkpoint": predictor.source,
         "task": predictor.task,
@@ -213,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         "predictions": records,
         "failed": failed,
     }
-    (out / "predictions.json").write_text(json.dumps(summary, indent=1))
+    with writing(out / "predictions.json"):
+        (out / "predictions.json").write_text(json.dumps(summary, indent=1))
     report(records, failed, out, segmentation)
     return 1 if failed else 0
 
