@@ -907,11 +907,7 @@ def _(t: Torture) -> None:
     t.cli("predict", run, image, "--out", blocker / "out").error_line(reason, alone=True)
 
 
-@bad_input(
-    "eval-when-its-picture-cannot-be-written",
-    lead="experiment.evaluate_and_plot: plot_confusion_matrix's OSError (plots/ is a "
-    "file, or the disk is full) is a raw traceback; wrap it in run.writing(path)",
-)
+@bad_input("eval-when-its-picture-cannot-be-written")
 def _(t: Torture) -> None:
     run = t.trained_run()
     shutil.rmtree(run / "plots")

@@ -63,7 +63,8 @@ def run_experiment(
     run = RunDir(result.run_dir)
     if gif is not None:
         gif.save(run)
-    plot_curves(result.history, run.plots_dir / "curves.png", cfg.task)
+    with run.writing(run.plots_dir / "curves.png"):
+        plot_curves(result.history, run.plots_dir / "curves.png", cfg.task)
     if pieces is not None and (pieces.model is not None or pieces.has_data):
         test = evaluate_pieces(run, cfg, pieces)
     else:
@@ -178,12 +179,11 @@ def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalR
     result = evaluate_in_memory(
         run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss
     )
-    plot_confusion_matrix(
-        result.matrix,
-        result.class_names,
-        run.confusion_plot_file(result.out.stem),
-        title=f"{result.title} confusion matrix",
-    )
+    picture = run.confusion_plot_file(result.out.stem)
+    with run.writing(picture):
+        plot_confusion_matrix(
+            result.matrix, result.class_names, picture, title=f"{result.title} confusion matrix"
+        )
     return result
 
 
@@ -195,12 +195,11 @@ def evaluate_and_plot(
     run = run if isinstance(run, RunDir) else RunDir(run)
     result = evaluate_run(run, split=split, **options)
     if result.out is not None:
-        plot_confusion_matrix(
-            result.matrix,
-            result.class_names,
-            run.confusion_plot_file(result.out.stem),
-            title=f"{result.title} confusion matrix",
-        )
+        picture = run.confusion_plot_file(result.out.stem)
+        with run.writing(picture):
+            plot_confusion_matrix(
+                result.matrix, result.class_names, picture, title=f"{result.title} confusion matrix"
+            )
     return result
 
 
@@ -258,4 +257,5 @@ class LearningGifRecorder:
 
     def save(self, run: RunDir) -> None:
         if self.gif is not None and self.gif.frames:
-            self.gif.save(run.learning_gif)
+            with run.writing(run.learning_gif):
+                self.gif.save(run.learning_gif)
