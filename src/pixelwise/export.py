@@ -167,7 +167,7 @@ def export_onnx(
 
 def onnx_runner(path: Path):
     """``run(images) -> logits`` with ONNX Runtime on the CPU."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional dependency (the export extra)
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"images": x.numpy()})[0]
@@ -181,7 +181,7 @@ def _write_onnx(
     out: Path,
     opset: int | None,
 ) -> None:
-    from torch.export import Dim
+    from torch.export import Dim  # loads the exporter: only when exporting
 
     axes = {0: Dim.DYNAMIC}
     if "height" in dynamic:
@@ -206,7 +206,7 @@ def _write_onnx(
 
 def name_dimensions(path: Path, dynamic: Sequence[str]) -> None:
     """Rename the exporter's symbols (``s77``) to ``batch``, ``height``, ``width``."""
-    import onnx
+    import onnx  # optional dependency (the export extra)
 
     model = onnx.load(str(path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -228,7 +228,7 @@ def name_dimensions(path: Path, dynamic: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- safetensors
 def export_safetensors(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     """Weights and the card; verified by loading them into a model built from the card."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # optional dependency (the export extra)
 
     # Copies: safetensors refuses tensors that share memory (tied weights).
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -250,7 +250,7 @@ def export_hf(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     ``pretrained_cfg``, ``label_names``; and the whole card as ``pixelwise_card``), plus a
     ``README.md`` model card. Shared by uploading the folder to a hub repository;
     ``pixelwise.load(folder)`` reads it back, verified here."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # optional dependency (the export extra)
 
     out.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}

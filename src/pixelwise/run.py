@@ -38,6 +38,7 @@ from .checkpoint import (
     average_state_dicts,
     check_compatible,
     load_checkpoint,
+    read_state_dict,
     save_checkpoint,
 )
 from .config import ExperimentConfig, load_config, save_config
@@ -497,7 +498,6 @@ def read_hf_folder(path: Path) -> tuple[ModelCard, dict[str, Any]]:
     """(card, state dict) of a Hugging Face-style folder: pixelwise's own (its card in
     ``config.json``), or timm's layout for an architecture of the zoo with the same
     tensor names (``architecture``, ``num_classes``, ``in_chans``, ``pretrained_cfg``)."""
-    from .checkpoint import read_state_dict
 
     config = json.loads((path / "config.json").read_text())
     state = read_state_dict(path / "model.safetensors")

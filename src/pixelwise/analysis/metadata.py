@@ -8,6 +8,7 @@ torchvision's weight registry (no download). Run it after adding or changing a m
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from importlib import resources
@@ -38,7 +39,6 @@ def compute_meta(name: str) -> dict[str, Any]:
 
 
 def _default_classes(spec: Any) -> int:
-    import inspect
 
     default = inspect.signature(spec.builder).parameters.get("num_classes")
     return int(default.default) if default is not None else 0

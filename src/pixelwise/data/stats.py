@@ -30,6 +30,7 @@ import torch
 from ..config import DataConfig, ExperimentConfig
 from ..errors import writing
 from ..log import logger
+from . import build_raw_splits
 from .base import Problem, base_datasets, task_of
 from .findings import duplicate_problems, mask_problems
 from .io import DataError
@@ -87,7 +88,6 @@ def compute_stats(
     limit: int | None = None,
 ) -> DataStats:
     """Statistics of one split (the training split by default), reading it once."""
-    from . import build_raw_splits
 
     raw, class_names = build_raw_splits(cfg, run_dir)
     name = split or cfg.data.train_split
