@@ -34,6 +34,7 @@ def test_csv_has_every_scalar_of_metrics_jsonl_and_grows_its_header(small_digits
     assert header.index("train/loss") < header.index("val/loss")  # val/ first seen at epoch 2
     assert rows[0]["val/accuracy"] == "" and rows[1]["val/accuracy"] != ""
     assert "val/iou" not in header  # per-class lists stay in metrics.jsonl
+    assert rows[0]["train/samples"] == str(result.history[0]["train/samples"])
     for row, record in zip(rows, run.metrics()):
         for key, value in record.items():
             if isinstance(value, float) and not math.isnan(value):

@@ -79,8 +79,8 @@ class CSVLog:
 
     @staticmethod
     def _row(record: dict[str, Any]) -> dict[str, Any]:
-        defined = {k: v for k, v in scalars(record).items() if not math.isnan(v)}
-        return {"epoch": record["epoch"], **defined}
+        defined = [k for k, v in scalars(record).items() if not math.isnan(v)]
+        return {"epoch": record["epoch"], **{k: record[k] for k in defined}}  # ints stay ints
 
     def log(self, record: dict[str, Any]) -> None:
         self.rows.append(self._row(record))
