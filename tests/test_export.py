@@ -162,3 +162,53 @@ def test_export_errors_are_sentences(classifier, tmp_path):
         export(classifier, "safetensors", out=classifier)
     with pytest.raises(FileNotFoundError):
         export(tmp_path / "missing.pt", "onnx")
+
+
+@pytest.mark.parametrize("which", ["classifier", "segmenter"])
+def test_hf_folder_round_trips_and_loads_like_a_checkpoint(which, request, tmp_path):
+    checkpoint = request.getfixturevalue(which)
+    result = export(checkpoint, "hf", out=tmp_path / "hf")
+    folder = result.path
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
+    config = json.loads((folder / "config.json").read_text())
+    original = pixelwise.load(checkpoint, device="cpu")
+    assert config["architecture"] == original.card.model
+    assert config["pretrained_cfg"]["input_size"] == [
+        original.card.in_channels,
+        *original.card.image_size,
+    ]
+    reloaded = pixelwise.load(folder, device="cpu")
+    assert reloaded.card == original.card and result.max_abs_diff == 0.0
+    x = torch.rand(2, original.card.in_channels, *original.card.image_size)
+    with torch.no_grad():
+        assert torch.equal(reloaded.logits(x), original.logits(x))
+
+
+def test_a_timm_style_folder_of_a_zoo_architecture_loads(tmp_path):
+    from safetensors.torch import save_file
+
+    from pixelwise.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet18", num_classes=3)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(tmp_path / "model.safetensors"),
+    )
+    timm_config = {
+        "architecture": "resnet18",
+        "num_classes": 3,
+        "label_names": ["cat", "dog", "fox"],
+        "pretrained_cfg": {"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.25] * 3},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(timm_config))
+    predictor = pixelwise.load(tmp_path, device="cpu")
+    assert predictor.class_names == ["cat", "dog", "fox"] and predictor.card.image_size == (64, 64)
+    again = create_model("resnet18", num_classes=3, weights=tmp_path)  # model.weights=FOLDER
+    assert all(
+        torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values())
+    )

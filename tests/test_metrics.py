@@ -428,3 +428,67 @@ def test_all_reduce_over_processes_counts_every_sample_once(tmp_path):
     assert _equal_figures(reduced["shard"], single)
     assert sum(reduced["shard"]["support"]) == 6  # 7 samples, one ignored
     assert int(reduced["padded"].sum()) == 7  # DistributedSampler repeats a sample: counted twice
+
+
+# --------------------------------------------------------------------------- each task's figures
+def _classifier_and_segmenter_matrices() -> tuple[ConfusionMatrix, ConfusionMatrix]:
+    g = torch.Generator().manual_seed(0)
+    classifier = ConfusionMatrix(10, topk=5)
+    classifier.update(torch.randn(40, 10, generator=g), torch.randint(0, 10, (40,), generator=g))
+    segmenter = ConfusionMatrix(3)
+    segmenter.update(
+        torch.randn(2, 3, 4, 4, generator=g), torch.randint(0, 3, (2, 4, 4), generator=g)
+    )
+    return classifier, segmenter
+
+
+def test_a_classifier_reports_classification_figures_only():
+    classifier, _ = _classifier_and_segmenter_matrices()
+    everything = classifier.compute()
+    figures = classifier.compute(task="classification")
+    assert list(figures) == [
+        "accuracy",
+        "balanced_accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "weighted_precision",
+        "weighted_recall",
+        "weighted_f1",
+        "top5_accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "support",
+        "absent_classes",
+    ]
+    assert _equal_figures(figures, {k: everything[k] for k in figures})  # same numbers
+
+
+def test_a_segmenter_reports_segmentation_figures_only():
+    _, segmenter = _classifier_and_segmenter_matrices()
+    figures = segmenter.compute(task="segmentation")
+    assert set(figures) == {
+        "pixel_accuracy",
+        "mean_class_accuracy",
+        "miou",
+        "fwiou",
+        "mean_dice",
+        "precision",
+        "recall",
+        "iou",
+        "dice",
+        "support",
+        "absent_classes",
+    }
+
+
+def test_figures_for_task_keeps_the_loss_and_refuses_an_unknown_task():
+    from pixelwise.metrics import figures_for_task
+
+    classifier, _ = _classifier_and_segmenter_matrices()
+    figures = {"loss": 0.5, **classifier.compute()}
+    assert figures_for_task(figures, "classification")["loss"] == 0.5
+    assert "miou" not in figures_for_task(figures, "classification")
+    with pytest.raises(ValueError, match="unknown task 'detection'; tasks are: classification"):
+        figures_for_task(figures, "detection")

@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+import torch
+
 from ._version import __version__
 from .checkpoint import CheckpointError
 from .config import ExperimentConfig
 from .data.transforms import normalization
+from .models import create_model
 from .viz.colors import configured_class_colors
 
 if TYPE_CHECKING:
@@ -112,7 +115,6 @@ class ModelCard:
 
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, class_names: Sequence[str]) -> ModelCard:
-        import torch  # the version only; importing torch here costs nothing more
 
         return cls(
             task=cfg.task,
@@ -190,7 +192,6 @@ class ModelCard:
     def build(self) -> nn.Module:
         """The architecture with its options and no pretrained weights (the checkpoint
         holds every weight)."""
-        from .models import create_model
 
         return create_model(
             self.model, num_classes=self.num_classes, in_channels=self.in_channels, **self.options

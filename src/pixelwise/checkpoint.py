@@ -13,6 +13,7 @@ import io
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a checkpoint")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = _torch_load(path, map_location)
     except Exception as err:  # pickle.UnpicklingError, zip and EOF errors of a truncated file
         raise CheckpointError(refusal(path, err)) from err
     if not isinstance(state, dict) or "model" not in state:
@@ -91,17 +92,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def _torch_load(path: Path, map_location: str | torch.device) -> Any:
+    """``torch.load(weights_only=True)`` without torch's warning about a pickle protocol
+    other than 2: a file it cannot read gets the one line of :func:`refusal` instead."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def refusal(path: Path, err: BaseException) -> str:
     """Why ``weights_only`` loading refused a file, in one line. torch's own message
     starts by suggesting ``weights_only=False``, which would run the file's code: it is
     never repeated."""
     text = str(err)
-    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    # "Unsupported global: GLOBAL x.y" (allowed module, unknown name) or "unsupported
+    # GLOBAL posix.system whose module posix is blocked" (os, subprocess, builtins...)
+    found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL ([\w.]+)", text)
     if found:
         return (
             f"{path}: refused to load: unpickling it would call {found.group(1)}, and a "
             "checkpoint holds only tensors and plain data (read with weights_only=True); "
             "nothing in it was run"
+        )
+    if re.search(r"Unsupported operand \d+", text):
+        return (
+            f"{path}: refused to load: it holds pickle instructions that torch.save never "
+            "writes, so it is not a checkpoint (read with weights_only=True); nothing in it "
+            "was run"
         )
     if isinstance(err, (EOFError, RuntimeError)) and (
         "zip" in text.lower() or "eof" in text.lower() or "ran out of input" in text.lower()
@@ -119,6 +136,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     pixelwise checkpoint's ``model``, or a ``.safetensors`` file; errors as in
     :func:`load_checkpoint`."""
     path = Path(path)
+    if path.is_dir() and (path / "model.safetensors").is_file():
+        path = path / "model.safetensors"  # a folder as save_pretrained writes one
     if not path.is_file():
         raise CheckpointError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
@@ -131,7 +150,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes), not a weights file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = _torch_load(path, "cpu")
     except Exception as err:
         raise CheckpointError(refusal(path, err)) from err
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
@@ -172,3 +191,24 @@ def check_compatible(
         f"{source} was made for another model: {len(missing)} of the model's tensors are missing "
         f"(first: {missing[:2]}), {len(unexpected)} are unknown to it (first: {unexpected[:2]})"
     )
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of several checkpoints' weights (timm's ``avg_checkpoints``):
+    floating tensors (weights, BatchNorm's running statistics) are averaged in float64
+    and cast back; integer ones (``num_batches_tracked``) are the first state's."""
+    if not states:
+        raise CheckpointError("no checkpoint to average")
+    keys = list(states[0])
+    for other in states[1:]:
+        if list(other) != keys:
+            raise CheckpointError("the checkpoints to average hold different tensors")
+    averaged = {}
+    for key in keys:
+        first = states[0][key]
+        if first.is_floating_point():
+            total = sum(s[key].to(torch.float64) for s in states)
+            averaged[key] = (total / len(states)).to(first.dtype)
+        else:
+            averaged[key] = first.clone()
+    return averaged

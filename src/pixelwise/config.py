@@ -416,6 +416,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     best_metric: str | None = None  # None: val/accuracy or val/miou by task
     best_mode: Literal["max", "min"] = "max"
+    keep_best: int = 1  # checkpoints of the k best epochs (checkpoints/best-eNNN.pt when k > 1)
+    average_best: bool = False  # average the keep_best checkpoints' weights, and evaluate it
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     sync_batchnorm: bool = False
     val_every: int = 1
@@ -431,6 +433,12 @@ class TrainConfig:
     def check(self, need: Need) -> None:
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
         need(0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
+        need(self.keep_best >= 1, "keep_best", f"must be >= 1, got {self.keep_best}")
+        need(
+            not self.average_best or self.keep_best >= 2,
+            "average_best",
+            f"averages the keep_best checkpoints: set train.keep_best >= 2 (got {self.keep_best})",
+        )
         need(self.val_every >= 1, "val_every", f"must be >= 1, got {self.val_every}")
         need(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         need(self.gif_images >= 1, "gif_images", "must be >= 1")
@@ -931,6 +939,7 @@ RESULT_NEUTRAL_KEYS = frozenset(
         "data.max_image_pixels",
         # what is written about the run, not what it learns
         "train.log_every",
+        "train.keep_best",
         "train.train_metrics",
         "train.tensorboard",
         "train.loggers",

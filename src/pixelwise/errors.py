@@ -10,6 +10,10 @@ bug and keeps its traceback. Each module's own error (``ConfigError``,
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
 
 class UserError(ValueError):
     """Input that cannot work; the message names the file or key and what would work."""
@@ -17,3 +21,28 @@ class UserError(ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file or folder the user named does not exist."""
+
+
+class CannotWriteError(UserError):
+    """The system refused a write: a full disk, a read-only folder, a file in the way."""
+
+
+def cannot_write(path: str | Path, err: OSError) -> str:
+    """``cannot write PATH: no space left on device``: the path and the system's reason;
+    a file where a folder of the path should be is named (the system says only "file
+    exists" or "not a directory")."""
+    blocking = next((p for p in Path(path).parents if p.is_file()), None)
+    if blocking is not None and isinstance(err, (FileExistsError, NotADirectoryError)):
+        return f"cannot write {path}: {blocking} is a file, not a folder"
+    reason = err.strerror or str(err)
+    return f"cannot write {path}: {reason.lower()}"
+
+
+@contextlib.contextmanager
+def writing(path: str | Path, error: type[UserError] = CannotWriteError) -> Iterator[None]:
+    """An ``OSError`` while writing ``path`` as one ``error`` line naming the path and the
+    reason (the disk is the user's to fix, not a bug)."""
+    try:
+        yield
+    except OSError as err:
+        raise error(cannot_write(path, err)) from err

@@ -63,14 +63,37 @@ def run_experiment(
     run = RunDir(result.run_dir)
     if gif is not None:
         gif.save(run)
-    plot_curves(result.history, run.plots_dir / "curves.png", cfg.task)
+    with run.writing(run.plots_dir / "curves.png"):
+        plot_curves(result.history, run.plots_dir / "curves.png", cfg.task)
     if pieces is not None and (pieces.model is not None or pieces.has_data):
         test = evaluate_pieces(run, cfg, pieces)
     else:
         test = evaluate_after_training(run, cfg)
+    if cfg.train.average_best:
+        averaged = evaluate_averaged(run, cfg)
+        if averaged is not None and test is not None:
+            logger.info(
+                f"the {cfg.train.keep_best} best checkpoints averaged: {averaged.title} "
+                f"{headline_of(averaged)} (best alone: {headline_of(test)})"
+            )
     if cfg.train.report:
         write_run_report(run, evaluate_missing=False)
     return result, test
+
+
+def evaluate_averaged(run: RunDir, cfg: ExperimentConfig) -> EvalResult | None:
+    """``checkpoints/averaged.pt`` (the ``train.keep_best`` best checkpoints' weights
+    averaged) evaluated as the best checkpoint is: ``eval/<split>-averaged.json``."""
+    run.average_top_checkpoints()
+    try:
+        return evaluate_and_plot(run, cfg.data.test_split, checkpoint="averaged")
+    except MissingSplitError:
+        return evaluate_and_plot(run, cfg.data.val_split, checkpoint="averaged")
+
+
+def headline_of(result: EvalResult) -> str:
+    key = "accuracy" if result.task == "classification" else "miou"
+    return f"{key} {result.figures.get(key, float('nan')):.4f}"
 
 
 def fit(
@@ -156,12 +179,11 @@ def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalR
     result = evaluate_in_memory(
         run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss
     )
-    plot_confusion_matrix(
-        result.matrix,
-        result.class_names,
-        run.confusion_plot_file(result.out.stem),
-        title=f"{result.title} confusion matrix",
-    )
+    picture = run.confusion_plot_file(result.out.stem)
+    with run.writing(picture):
+        plot_confusion_matrix(
+            result.matrix, result.class_names, picture, title=f"{result.title} confusion matrix"
+        )
     return result
 
 
@@ -173,12 +195,11 @@ def evaluate_and_plot(
     run = run if isinstance(run, RunDir) else RunDir(run)
     result = evaluate_run(run, split=split, **options)
     if result.out is not None:
-        plot_confusion_matrix(
-            result.matrix,
-            result.class_names,
-            run.confusion_plot_file(result.out.stem),
-            title=f"{result.title} confusion matrix",
-        )
+        picture = run.confusion_plot_file(result.out.stem)
+        with run.writing(picture):
+            plot_confusion_matrix(
+                result.matrix, result.class_names, picture, title=f"{result.title} confusion matrix"
+            )
     return result
 
 
@@ -236,4 +257,5 @@ class LearningGifRecorder:
 
     def save(self, run: RunDir) -> None:
         if self.gif is not None and self.gif.frames:
-            self.gif.save(run.learning_gif)
+            with run.writing(run.learning_gif):
+                self.gif.save(run.learning_gif)

@@ -42,8 +42,13 @@ from .inference import load
 from .log import logger
 from .models.base import split_output
 
-FORMATS = ("onnx", "safetensors", "torchscript")
-SUFFIXES = {"onnx": ".onnx", "safetensors": ".safetensors", "torchscript": ".torchscript.pt"}
+FORMATS = ("onnx", "safetensors", "torchscript", "hf")
+SUFFIXES = {
+    "onnx": ".onnx",
+    "safetensors": ".safetensors",
+    "torchscript": ".torchscript.pt",
+    "hf": "-hf",  # a folder
+}
 CARD_KEY = "pixelwise_card"
 # A check counts as passed below this difference, relative to the logits' scale; the
 # tests hold exports to 1e-4 absolute.
@@ -162,7 +167,7 @@ def export_onnx(
 
 def onnx_runner(path: Path):
     """``run(images) -> logits`` with ONNX Runtime on the CPU."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # optional dependency (the export extra)
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return lambda x: session.run(None, {"images": x.numpy()})[0]
@@ -176,7 +181,7 @@ def _write_onnx(
     out: Path,
     opset: int | None,
 ) -> None:
-    from torch.export import Dim
+    from torch.export import Dim  # loads the exporter: only when exporting
 
     axes = {0: Dim.DYNAMIC}
     if "height" in dynamic:
@@ -201,7 +206,7 @@ def _write_onnx(
 
 def name_dimensions(path: Path, dynamic: Sequence[str]) -> None:
     """Rename the exporter's symbols (``s77``) to ``batch``, ``height``, ``width``."""
-    import onnx
+    import onnx  # optional dependency (the export extra)
 
     model = onnx.load(str(path), load_external_data=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -223,7 +228,7 @@ def name_dimensions(path: Path, dynamic: Sequence[str]) -> None:
 # --------------------------------------------------------------------------- safetensors
 def export_safetensors(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     """Weights and the card; verified by loading them into a model built from the card."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save_file  # optional dependency (the export extra)
 
     # Copies: safetensors refuses tensors that share memory (tied weights).
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -236,6 +241,66 @@ def export_safetensors(model: nn.Module, card: ModelCard, out: Path) -> ExportRe
     inputs = check_inputs(card, [])[:2]
     checks = run_checks(model, inputs, lambda x: split_output(reloaded(x))[0])
     return ExportResult(out, "safetensors", _max(checks), checks, [], "safetensors")
+
+
+# --------------------------------------------------------------------------- Hugging Face
+def export_hf(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
+    """A folder as ``save_pretrained`` writes one: ``model.safetensors`` and
+    ``config.json`` (timm's keys: ``architecture``, ``num_classes``, ``in_chans``,
+    ``pretrained_cfg``, ``label_names``; and the whole card as ``pixelwise_card``), plus a
+    ``README.md`` model card. Shared by uploading the folder to a hub repository;
+    ``pixelwise.load(folder)`` reads it back, verified here."""
+    from safetensors.torch import save_file  # optional dependency (the export extra)
+
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text(json.dumps(hf_config(card), indent=1))
+    (out / "README.md").write_text(hf_readme(card))
+    reloaded = load(out, device="cpu").model
+    inputs = check_inputs(card, [])[:2]
+    checks = run_checks(model, inputs, lambda x: split_output(reloaded(x))[0])
+    return ExportResult(out, "hf", _max(checks), checks, [], "safetensors + config.json")
+
+
+def hf_config(card: ModelCard) -> dict[str, Any]:
+    prep = card.preprocessing
+    return {
+        "architecture": card.model,
+        "num_classes": card.num_classes,
+        "in_chans": card.in_channels,
+        "label_names": list(card.class_names),
+        "pretrained_cfg": {
+            "input_size": [card.in_channels, *card.image_size],
+            "mean": list(prep.mean),
+            "std": list(prep.std),
+            "interpolation": prep.interpolation,
+            "task": card.task,
+        },
+        "pixelwise_card": card.to_dict(),
+    }
+
+
+def hf_readme(card: ModelCard) -> str:
+    trained = f"{card.epochs} epochs" if card.epochs else "an unknown number of epochs"
+    best = f", best {card.best_metric} {card.best_value:.4f}" if card.best_value is not None else ""
+    return f"""---
+library_name: pixelwise
+tags: [pixelwise, {card.task}, image-{"classification" if card.task == "classification" else "segmentation"}]
+---
+# {card.run_name or card.model}
+
+A `{card.model}` {card.task} model trained with pixelwise {card.version} on
+`{card.dataset}` for {trained}{best}. Classes: {", ".join(card.class_names)}.
+Input: {card.in_channels} x {card.image_size[0]} x {card.image_size[1]}.
+
+```python
+import pixelwise
+
+predictor = pixelwise.load("path/to/this/folder")
+print(predictor.predict("image.png"))
+```
+"""
 
 
 # --------------------------------------------------------------------------- TorchScript
@@ -300,6 +365,8 @@ def export(
         return export_onnx(model, card, path, opset)
     if format == "safetensors":
         return export_safetensors(model, card, path)
+    if format == "hf":
+        return export_hf(model, card, path)
     return export_torchscript(model, card, path)
 
 

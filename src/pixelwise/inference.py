@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import nn
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -40,7 +40,7 @@ from .card import ModelCard, Preprocessing
 from .data.io import read_image
 from .data.transforms import Resize
 from .errors import UserError
-from .run import RunDir, RunNotFoundError, model_from_state, read_model_file
+from .run import RunDir, RunNotFoundError, is_hf_folder, model_from_state, read_model_file
 from .runtime import select_device
 from .tta import predict_logits
 
@@ -212,14 +212,7 @@ def read_image_file(path: str | Path, in_channels: int, max_pixels: int) -> torc
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image file")
-    try:
-        with Image.open(path):
-            pass
-    except UnidentifiedImageError as err:
-        raise InputError(f"{path}: not an image file (no image format recognised)") from err
-    except Exception:  # too large, or broken: read_image says which, naming the file
-        pass
-    return read_image(path, in_channels, max_pixels)
+    return read_image(path, in_channels, max_pixels)  # "empty file", "not an image", ...
 
 
 # --------------------------------------------------------------------------- the predictor
@@ -367,11 +360,11 @@ def load(
         and (path / f"{checkpoint}.pt").is_file()
     ):
         path = path / f"{checkpoint}.pt"  # a folder of checkpoints without a run around it
-    if path.is_dir():
+    if path.is_dir() and not is_hf_folder(path):
         run = RunDir(path)
         model, card = run.load_model(checkpoint)
         source = run.find_checkpoint(checkpoint)
-    elif path.is_file():
+    elif path.exists():  # a checkpoint file, a .safetensors export or a Hugging Face folder
         card, state = read_model_file(path)
         model = model_from_state(card, state, str(path))
         source = path

@@ -174,8 +174,9 @@ class ConfusionMatrix:
         return self
 
     # ----------------------------------------------------------------------- figures
-    def compute(self) -> Figures:
-        """Every figure, with stable names (formulas in ``docs/metrics.md``).
+    def compute(self, task: str | None = None) -> Figures:
+        """The figures of ``task`` (``figures_for_task``), or with no task every figure,
+        with stable names (formulas in ``docs/metrics.md``).
 
         Scalars: ``accuracy`` (= ``pixel_accuracy``), ``top{k}_accuracy`` (where fed
         (N, C) logits with more than k classes), ``balanced_accuracy`` (=
@@ -187,7 +188,8 @@ class ConfusionMatrix:
         """
         if int(self._invalid) > 0:
             self._raise_invalid()
-        return figures_from_matrix(self.matrix, self._topk_counts, self.topk)
+        figures = figures_from_matrix(self.matrix, self._topk_counts, self.topk)
+        return figures if task is None else figures_for_task(figures, task)
 
 
 @functools.cache
@@ -357,13 +359,37 @@ SCALAR_SUMMARY = {
 }
 """The headline scalars of each task, most important first (curves draw the first three)."""
 
+PER_CLASS_FIGURES = {
+    "classification": ["precision", "recall", "f1", "support"],
+    "segmentation": ["iou", "dice", "precision", "recall", "support"],
+}
+"""The per-class lists each task reports (``absent_classes`` too, for both)."""
+
+
+def is_topk_accuracy(name: str) -> bool:
+    """``top5_accuracy`` and the like: classification's top-k hits."""
+    return name.startswith("top") and name.endswith("_accuracy") and name[3:-9].isdigit()
+
+
+def figures_for_task(figures: Figures, task: str) -> Figures:
+    """The figures ``task`` reports, in their order in ``figures``: its scalars
+    (``SCALAR_SUMMARY``, top-k accuracies for classification), its per-class lists
+    (``PER_CLASS_FIGURES``), ``absent_classes`` and a ``loss``. A classifier reports no
+    ``miou`` or ``pixel_accuracy`` and a segmenter no ``macro_f1``: the aliases name
+    the same numbers in each field's words, and each field reads its own."""
+    if task not in SCALAR_SUMMARY:
+        raise ValueError(f"unknown task {task!r}; tasks are: {', '.join(SCALAR_SUMMARY)}")
+    kept = {"loss", "absent_classes", *SCALAR_SUMMARY[task], *PER_CLASS_FIGURES[task]}
+    topk = task == "classification"
+    return {k: v for k, v in figures.items() if k in kept or (topk and is_topk_accuracy(k))}
+
 
 def headline(figures: dict[str, Any], task: str) -> dict[str, float | None]:
     """The task's headline scalars of ``figures`` in table order: the loss first where
     present, and for classification every top-k accuracy right after accuracy."""
     order = ["loss", *SCALAR_SUMMARY[task]]
     if task == "classification":
-        topk = sorted(k for k in figures if k.startswith("top") and k.endswith("_accuracy"))
+        topk = sorted(k for k in figures if is_topk_accuracy(k))
         order[2:2] = topk
     return {k: figures[k] for k in order if k in figures and not isinstance(figures[k], list)}
 

@@ -34,10 +34,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .card import ModelCard
-from .checkpoint import CheckpointError, check_compatible, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    average_state_dicts,
+    check_compatible,
+    load_checkpoint,
+    read_state_dict,
+    save_checkpoint,
+)
 from .config import ExperimentConfig, load_config, save_config
 from .data import DataSplits, build_datasets
-from .errors import UserError
+from .errors import UserError, cannot_write, writing
 from .log import logger
 
 if TYPE_CHECKING:
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 Which = Literal["best", "last", "ema"]
-CHECKPOINT_NAMES: tuple[str, ...] = ("best", "last", "ema")
+CHECKPOINT_NAMES: tuple[str, ...] = ("best", "last", "ema", "averaged")
 
 
 class RunDirError(UserError):
@@ -146,6 +153,36 @@ class RunDir:
     def checkpoint_file(self, which: str = "best") -> Path:
         """``checkpoints/<which>.pt`` (not checked for existence)."""
         return self.checkpoints_dir / f"{which}.pt"
+
+    def top_checkpoint_file(self, epoch: int) -> Path:
+        """``checkpoints/best-eNNN.pt``: epoch ``epoch``, one of ``train.keep_best``."""
+        return self.checkpoints_dir / f"best-e{epoch:03d}.pt"
+
+    def top_checkpoints(self) -> list[Path]:
+        """The ``train.keep_best`` checkpoints, best first (the ranking ``last.pt`` holds)."""
+        ranking = load_checkpoint(self.checkpoint_file("last")).get("top_k") or []
+        paths = [self.top_checkpoint_file(int(epoch)) for _, epoch in ranking]
+        return [p for p in paths if p.is_file()]
+
+    def average_top_checkpoints(self) -> Path:
+        """``checkpoints/averaged.pt``: the weights of the ``train.keep_best`` checkpoints
+        averaged (timm's ``avg_checkpoints``), with the best one's card and state."""
+        paths = self.top_checkpoints()
+        if len(paths) < 2:
+            raise RunDirError(
+                f"{self.path}: {len(paths)} top checkpoint(s) to average; set "
+                "train.keep_best >= 2 (checkpoints/best-eNNN.pt)"
+            )
+        states = [load_checkpoint(p) for p in paths]
+        averaged = {
+            **states[0],
+            "model": average_state_dicts([s["model"] for s in states]),
+            "averaged_epochs": [s["epoch"] for s in states],
+        }
+        out = self.checkpoint_file("averaged")
+        save_checkpoint(averaged, out)
+        self._checkpoints.pop(out, None)
+        return out
 
     def find_checkpoint(self, which: str = "best") -> Path:
         """The checkpoint a reader asked for: the file given to ``RunDir`` if any, else
@@ -278,14 +315,10 @@ class RunDir:
         return model.eval()
 
     # ----------------------------------------------------------------------- ownership
-    @contextlib.contextmanager
-    def writing(self, path: Path) -> Iterator[None]:
+    def writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
         """An ``OSError`` while writing ``path`` (a full disk, a read-only folder) as one
         line naming the path and the reason."""
-        try:
-            yield
-        except OSError as err:
-            raise RunDirError(cannot_write(path, err)) from err
+        return writing(path, RunDirError)
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
@@ -296,12 +329,7 @@ class RunDir:
             try:
                 fd = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                holder = self._lock_holder()
-                if holder is not None:
-                    raise RunDirError(
-                        f"{self.path} is being written by process {holder} (its lock: "
-                        f"{self.lock_file}); wait for it to finish, or choose another --run-dir"
-                    ) from None
+                self.refuse_if_locked()
                 logger.warning(f"{self.lock_file}: left by a process that is gone; taken over")
                 self.lock_file.unlink(missing_ok=True)
                 continue
@@ -317,7 +345,19 @@ class RunDir:
                 if self.lock_file.read_text() == mine:
                     self.lock_file.unlink()
 
-    def _lock_holder(self) -> str | None:
+    def refuse_if_locked(self) -> None:
+        """Raise naming the live process that holds the run's lock, if one does. The
+        message says how to free a lock that only looks held: one written on another
+        host, an unreadable one, or a pid that a reboot gave to another program."""
+        holder = self.lock_holder() if self.lock_file.exists() else None
+        if holder is not None:
+            raise RunDirError(
+                f"{self.path} is being written by process {holder} (its lock: "
+                f"{self.lock_file}); wait for it to finish, or choose another --run-dir "
+                "(if no pixelwise process writes this run, delete the lock)"
+            )
+
+    def lock_holder(self) -> str | None:
         """``"PID on HOST"`` of a live process holding the lock, else None (stale)."""
         try:
             holder = json.loads(self.lock_file.read_text() or "{}")
@@ -348,7 +388,9 @@ class RunDir:
     def discard_unfinished(self) -> None:
         """Remove what a run killed before its first checkpoint left (its config,
         metrics, split, pictures), so that ``--resume auto`` starts it afresh; a run
-        with a checkpoint is never touched."""
+        with a checkpoint, or one a live process holds (still in its first epoch), is
+        never touched."""
+        self.refuse_if_locked()
         if any(self.checkpoints_dir.glob("*.pt")):
             raise RunDirError(f"{self.path} holds checkpoints: resume it instead")
         owned = [self.config_file, self.metrics_file, self.path / "splits.json"]
@@ -393,6 +435,8 @@ def open_for_training(output_dir: str, name: str, path: Path | None, resume: boo
             raise RunDirError("--resume needs --run-dir RUN_DIR (the run to continue)")
         return RunDir(new_run_dir(output_dir, name))
     path = Path(path)
+    if path.is_dir():  # another trainer at work: say so before anything else
+        RunDir(path).refuse_if_locked()
     if resume:
         if not (path / "config.yaml").is_file():
             raise RunDirError(f"--resume: {path} is not a pixelwise run (no config.yaml)")
@@ -433,8 +477,9 @@ def decide_resume(path: Path | None, mode: bool | str | None) -> bool:
 
 def remove_if_empty_run(run: RunDir) -> None:
     """A run that failed before its first epoch leaves nothing behind (its directory
-    would only push the next attempt to ``name-2``)."""
-    if run.holds_an_epoch():
+    would only push the next attempt to ``name-2``). A directory another live process
+    has locked is its own, and stays."""
+    if run.holds_an_epoch() or (run.lock_file.exists() and run.lock_holder() is not None):
         return
     shutil.rmtree(run.path, ignore_errors=True)
     logger.info(f"removed {run.path}: the run stopped before its first epoch")
@@ -450,9 +495,56 @@ def model_from_state(card: ModelCard, state_dict: dict[str, Any], source: str) -
     return model
 
 
+def is_hf_folder(path: Path) -> bool:
+    """A folder as ``save_pretrained`` writes one: ``config.json`` + ``model.safetensors``."""
+    return (
+        path.is_dir()
+        and (path / "config.json").is_file()
+        and (path / "model.safetensors").is_file()
+    )
+
+
+def read_hf_folder(path: Path) -> tuple[ModelCard, dict[str, Any]]:
+    """(card, state dict) of a Hugging Face-style folder: pixelwise's own (its card in
+    ``config.json``), or timm's layout for an architecture of the zoo with the same
+    tensor names (``architecture``, ``num_classes``, ``in_chans``, ``pretrained_cfg``)."""
+
+    config = json.loads((path / "config.json").read_text())
+    state = read_state_dict(path / "model.safetensors")
+    if "pixelwise_card" in config:
+        return ModelCard.from_dict(config["pixelwise_card"], str(path)), state
+    if "architecture" not in config:
+        raise CheckpointError(f"{path}/config.json names no architecture (nor a pixelwise card)")
+    pretrained = config.get("pretrained_cfg") or {}
+    channels, height, width = pretrained.get("input_size") or [config.get("in_chans", 3), 224, 224]
+    num_classes = int(config.get("num_classes", 1000))
+    names = config.get("label_names") or [str(i) for i in range(num_classes)]
+    card = ModelCard.from_dict(
+        {
+            "card_version": 2,
+            "task": pretrained.get("task", "classification"),
+            "model": config["architecture"],
+            "class_names": names,
+            "in_channels": config.get("in_chans", channels),
+            "image_size": [height, width],
+            "preprocessing": {
+                "resize": [height, width],
+                "mean": pretrained.get("mean") or [],
+                "std": pretrained.get("std") or [],
+                "normalize": bool(pretrained.get("mean")),
+            },
+        },
+        str(path),
+    )
+    return card, state
+
+
 def read_model_file(path: str | Path) -> tuple[ModelCard, dict[str, Any]]:
-    """(card, state dict) of a loose ``.pt`` checkpoint or a ``.safetensors`` export."""
+    """(card, state dict) of a loose ``.pt`` checkpoint, a ``.safetensors`` export or a
+    Hugging Face-style folder (``config.json`` + ``model.safetensors``)."""
     path = Path(path)
+    if is_hf_folder(path):
+        return read_hf_folder(path)
     if path.suffix == ".safetensors":
         from safetensors import safe_open  # optional dependency (the export extra)
         from safetensors.torch import load_file
@@ -470,11 +562,6 @@ def read_model_file(path: str | Path) -> tuple[ModelCard, dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------- helpers
-def cannot_write(path: Path, err: OSError) -> str:
-    reason = err.strerror or str(err)
-    return f"cannot write {path}: {reason.lower()}"
-
-
 def json_safe(value: Any) -> Any:
     """NaN and infinities (undefined figures) as null: strict JSON every parser reads."""
     if isinstance(value, float):

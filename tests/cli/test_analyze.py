@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,10 @@ from PIL import Image
 from pixelwise.card import ModelCard
 from pixelwise.checkpoint import save_checkpoint
 from pixelwise.cli import main
+from pixelwise.cli.analyze import parse_input_size
 from pixelwise.config import load_config, save_config
 from pixelwise.engine.build import build_model
+from pixelwise.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +92,8 @@ def test_layer_formula_and_input_size(capsys):
     "argv",
     [
         ["analyze", "vgg16", "--input-size", "3xbig"],
+        ["analyze", "resnet18", "--input-size", "3x32"],
+        ["analyze", "resnet18", "--input-size", "3x16x16"],
         ["analyze", "vgg61"],
         ["analyze", "vgg16", "--layer", "features.99"],
         ["analyze", "small_cnn", "--tsne"],
@@ -111,21 +116,24 @@ def test_feature_maps_and_gradcam_of_split_images(untrained_run, capsys):
     argv = ["analyze", str(untrained_run), "--features", "stages.0", "--gradcam", "--count", "2"]
     assert main([*argv, "--output", str(out_dir)]) == 0
     printed = capsys.readouterr().out
+    gradcam = next(p.name for p in out_dir.iterdir() if p.name.startswith("gradcam"))
     assert sorted(p.name for p in out_dir.iterdir()) == [
-        "features_stages.0_0.png",
-        "features_stages.0_1.png",
-        "gradcam.png",
+        "features_stages.0_test-0.png",  # layer, then image 0 of the test split
+        "features_stages.0_test-269.png",
+        gradcam,
     ]
+    assert gradcam.endswith("_test-2images.png")  # its layer, then the images
     assert printed.count("written:") == 3
-    assert_picture(out_dir / "gradcam.png", 900, 300)
+    assert_picture(out_dir / gradcam, 900, 300)
 
 
 def test_gradcam_of_a_segmentation_run_explains_one_class(untrained_segmentation_run, capsys):
     run_dir, out_dir = untrained_segmentation_run, untrained_segmentation_run / "cams"
     argv = ["analyze", str(run_dir), "--gradcam", "--count", "2", "--output", str(out_dir)]
     assert main([*argv, "--gradcam-class", "7"]) == 0
-    assert capsys.readouterr().out.strip() == f"written: {out_dir / 'gradcam.png'}"
-    assert_picture(out_dir / "gradcam.png", 500, 250)
+    written = capsys.readouterr().out.strip().removeprefix("written: ")
+    assert written.startswith(str(out_dir / "gradcam-7_")), written  # names the class
+    assert_picture(Path(written), 500, 250)
     assert main([*argv, "--gradcam-class", "Background"]) == 0  # names in any case
     assert main([*argv, "--gradcam-class", "cat"]) == 2
     err = capsys.readouterr().err.strip()
@@ -138,9 +146,67 @@ def test_image_files_and_tsne(untrained_run, tmp_path, capsys):
     Image.fromarray(np.eye(12, dtype=np.uint8) * 255).save(picture)
     argv = ["analyze", str(untrained_run), "--features", "stem.0", "--image", str(picture)]
     assert main(argv) == 0
-    assert (untrained_run / "analysis" / "features_stem.0_0.png").is_file()
+    assert (untrained_run / "analysis" / "features_stem.0_digit.png").is_file()
     assert main(["analyze", str(untrained_run), "--tsne", "--samples", "40"]) == 0
-    assert (untrained_run / "analysis" / "tsne_test.png").is_file()
+    assert (untrained_run / "analysis" / "tsne_stages.0+penultimate_test-40images.png").is_file()
     assert (
         main(["analyze", str(untrained_run), "--gradcam", "--image", str(tmp_path / "no.png")]) == 2
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("3x224x224", (3, 224, 224)), ("224x160", (1, 224, 160)), ("64", (1, 64, 64))],
+)
+def test_input_sizes_people_type(text, size):
+    assert parse_input_size(text, channels=1) == size
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("3x32", "'3x32' is ambiguous: as HxW it is 3 pixel(s) high and 32 wide; write 3x32x32"),
+        (
+            "224x224x3",
+            "reads as 224 channels of 224x3: channels come first (CxHxW), e.g. 3x224x224",
+        ),
+        ("3xbig", "expected CxHxW, HxW or one side"),
+        ("0x32", "expected CxHxW, HxW or one side"),
+        ("1x3x32x32", "expected CxHxW, HxW or one side"),
+    ],
+)
+def test_ambiguous_or_invalid_input_sizes_are_refused(text, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        parse_input_size(text)
+
+
+def test_a_size_below_the_total_stride_is_refused(capsys):
+    assert main(["analyze", "resnet18", "--input-size", "3x16x16"]) == 2
+    err = capsys.readouterr().err
+    assert "3x16x16 is smaller than resnet18's total stride of 32 pixels" in err
+    assert "use at least 3x32x32" in err
+    assert main(["analyze", "resnet18", "--input-size", "1x32x48"]) == 0  # the least it takes
+    assert "resnet18 at 1x32x48" in capsys.readouterr().out
+
+
+def test_every_documented_tsne_command_keeps_its_own_picture(untrained_run, capsys):
+    out = untrained_run / "tsne-pictures"
+    base = ["analyze", str(untrained_run), "--samples", "30", "--output", str(out)]
+    assert main([*base, "--tsne"]) == 0
+    assert main([*base, "--tsne", "penultimate"]) == 0
+    assert main([*base, "--tsne", "penultimate", "--split", "val"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "tsne_penultimate_test-30images.png",
+        "tsne_penultimate_val-30images.png",
+        "tsne_stages.0+penultimate_test-30images.png",
+    ]
+
+
+def test_pictures_of_another_checkpoint_name_it(untrained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(untrained_run, run, ignore=shutil.ignore_patterns("analysis", "pictures"))
+    (run / "checkpoints" / "best.pt").rename(run / "checkpoints" / "last.pt")
+    assert main(["analyze", str(run), "--features", "stem.0", "--count", "1"]) == 0
+    assert [p.name for p in (run / "analysis").iterdir()] == ["features_stem.0_test-0-last.png"]

@@ -153,3 +153,35 @@ def test_an_empty_config_file_is_refused_by_train(tmp_path, capsys, calls):
     assert main(["train", str(path)]) == 2
     assert f"{path}: the file is empty" in capsys.readouterr().err
     assert calls == []
+
+
+def test_models_takes_a_pattern_and_a_task(capsys):
+    assert main(["models", "resnet*"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert rows and all(row.startswith("resnet") for row in rows)
+    assert main(["models", "*unet*", "--task", "segmentation"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["unet", "unet_original"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["models", "resnet*", "--task", "segmentation"], "no model of task segmentation"),
+        (["models", "segmentaton"], "did you mean task='segmentation'?"),
+    ],
+)
+def test_models_says_when_nothing_matches(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_dry_run_builds_data_and_model_and_trains_nothing(tmp_path, capsys, calls):
+    argv = ["train", "digits", f"output_dir={tmp_path / 'runs'}", "data.batch_size=100"]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "data: train 1257, val 270, test 270 images; 10 classes" in out
+    assert "model: small_cnn, 103.47K parameters, 4.79M MACs per 1x16x16 image" in out
+    assert "steps per epoch: 12 batches of 100 (12 optimiser steps)" in out
+    assert calls == [] and not (tmp_path / "runs").exists()  # nothing trained or written

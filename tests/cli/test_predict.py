@@ -175,3 +175,20 @@ def test_checkpoint_last_of_a_run_without_one_names_last_pt(classifier, tmp_path
     assert main([*argv, "--checkpoint", "last"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "last.pt" in err
+
+
+def test_without_out_predictions_go_to_a_new_folder_in_the_current_directory(
+    classifier, tmp_path, monkeypatch, capsys
+):
+    image = save_image(tmp_path / "images" / "d.png", (8, 8))
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", str(classifier), str(image)]) == 0
+    assert f"1 image(s) predicted -> {tmp_path / 'predictions'}" in capsys.readouterr().out
+    first = json.loads((tmp_path / "predictions" / "predictions.json").read_text())
+    assert first["predictions"][0]["input"] == str(image)
+
+    assert main(["predict", str(classifier), str(image)]) == 0  # never overwrites the first
+    assert f"-> {tmp_path / 'predictions-2'}" in capsys.readouterr().out
+    assert (tmp_path / "predictions-2" / "predictions.csv").is_file()
+    assert json.loads((tmp_path / "predictions" / "predictions.json").read_text()) == first
+    assert not (tmp_path / "images" / "predictions").exists()  # never among the inputs

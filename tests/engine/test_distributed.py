@@ -59,7 +59,7 @@ def test_two_gloo_processes_log_the_figures_of_a_single_process(tmp_path):
     (record,) = RunDir(run_dir).metrics()
     assert record["train/samples"] == 179  # not 180: the padded duplicate is left out
     single = evaluate_run(run_dir, split="val", checkpoint="last", write=False).figures
-    for key in ("accuracy", "miou", "macro_f1", "top5_accuracy", "support"):
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "top5_accuracy", "support"):
         assert record[f"val/{key}"] == single[key], key
     assert record["val/loss"] == pytest.approx(single["loss"], rel=1e-6)
     assert sorted(p.name for p in (tmp_path / "runs").glob("*")) == []  # only --run-dir

@@ -128,7 +128,8 @@ def test_early_stopping_tensorboard_and_optional_train_metrics(small_digits, tmp
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    assert {"lr", "train/loss", "val/loss", "val/accuracy", "val/miou"} <= tags
+    assert {"lr", "train/loss", "val/loss", "val/accuracy", "val/macro_f1"} <= tags
+    assert "val/miou" not in tags  # a classifier's own figures only
     assert len(events.Scalars("val/accuracy")) == 2
 
 
@@ -218,6 +219,7 @@ def test_segmentation_run_with_dice_partial_encoder_and_learning_gif(tmp_path):
     result, _ = run_experiment(cfg, run_dir=tmp_path / "run")
     assert (result.run_dir / "learning.gif").is_file()
     assert 0 <= result.history[0]["val/miou"] <= 1 and "train/miou" in result.history[0]
+    assert "val/macro_f1" not in result.history[0]  # a segmenter's own figures only
 
 
 def test_class_weights_reach_the_loss(small_digits, tmp_path):
@@ -231,3 +233,76 @@ def test_class_weights_reach_the_loss(small_digits, tmp_path):
     assert class_weights.tolist() == weights
     parts = build_parts(cfg, splits.num_classes, DistContext(), 5, class_weights)
     assert parts.loss_fn.weight.tolist() == weights
+
+
+def test_keep_best_keeps_the_k_best_epochs_and_averages_them(small_digits, tmp_path):
+    from pixelwise.checkpoint import average_state_dicts
+    from pixelwise.engine.trainer import rank_epoch
+    from pixelwise.experiment import run_experiment
+
+    top: list = []
+    assert rank_epoch(top, 0.5, 1, 2, "max") == (True, [])
+    assert rank_epoch(top, 0.7, 2, 2, "max") == (True, [])
+    assert rank_epoch(top, 0.6, 3, 2, "max") == (True, [1])
+    assert rank_epoch(top, 0.1, 4, 2, "max") == (False, [4])
+    assert top == [[0.7, 2], [0.6, 3]]
+
+    cfg = small_digits(
+        "train.epochs=4", "train.keep_best=2", "train.average_best=true", "train.report=false"
+    )
+    result, test = run_experiment(cfg, run_dir=tmp_path / "run")
+    run = RunDir(result.run_dir)
+    values = [r["val/accuracy"] for r in result.history]
+    ranked = sorted(range(4), key=lambda i: (-values[i], i))[:2]
+    assert [p.name for p in run.top_checkpoints()] == [f"best-e{i + 1:03d}.pt" for i in ranked]
+    assert len(list(run.checkpoints_dir.glob("best-e*.pt"))) == 2  # the others deleted
+    averaged = load_checkpoint(run.checkpoint_file("averaged"))
+    states = [load_checkpoint(p)["model"] for p in run.top_checkpoints()]
+    expected = average_state_dicts(states)
+    assert all(torch.equal(averaged["model"][k], v) for k, v in expected.items())
+    assert averaged["averaged_epochs"] == [i + 1 for i in ranked]
+    assert (run.eval_dir / "test-averaged.json").is_file()  # evaluated beside best's test.json
+    assert test.checkpoint.name == "best.pt"
+
+
+CLASSIFICATION_ONLY = ("accuracy", "top5_accuracy", "balanced_accuracy", "macro_f1", "f1")
+SEGMENTATION_ONLY = ("pixel_accuracy", "miou", "fwiou", "mean_dice", "mean_class_accuracy", "iou")
+
+
+def test_a_classifier_run_records_and_evaluates_classification_figures(trained_digits):
+    for record in RunDir(trained_digits.run_dir).metrics():
+        assert all(f"val/{name}" in record for name in CLASSIFICATION_ONLY)
+        assert "train/accuracy" in record and "train/macro_f1" in record
+        names = {key.split("/", 1)[-1] for key in record}
+        assert not names & set(SEGMENTATION_ONLY), names & set(SEGMENTATION_ONLY)
+    written = json.loads((trained_digits.run_dir / "eval" / "test.json").read_text())
+    for figures in (written["figures"], trained_digits.test.figures):
+        assert all(name in figures for name in (*CLASSIFICATION_ONLY, "precision", "support"))
+        assert not set(figures) & set(SEGMENTATION_ONLY)
+
+
+def test_a_redirected_log_gets_lines_not_bar_frames(small_digits, tmp_path, capfd, monkeypatch):
+    import io
+    import logging
+
+    from pixelwise import log
+    from pixelwise.engine import fit
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    monkeypatch.setitem(log._state, "quiet", False)
+    monkeypatch.setattr(log, "watched", lambda: False)  # as under `> train.log 2>&1`
+    monkeypatch.setattr(log, "LINE_INTERVAL_S", 0.0)  # as if each step took the interval
+    level = log.logger.level
+    log.logger.setLevel(logging.INFO)
+    log.logger.addHandler(handler)
+    try:
+        fit(small_digits("train.epochs=1", "train.log_every=2"), run_dir=tmp_path / "run")
+    finally:
+        log.logger.removeHandler(handler)
+        log.logger.setLevel(level)
+    assert "\r" not in capfd.readouterr().err
+    lines = stream.getvalue().splitlines()
+    assert "epoch 1/1: 2/5 loss=" in lines[1] and " speed=" in lines[1], lines
+    assert lines[-1].startswith("epoch 1: train/loss=") and "img/s" in lines[-1], lines
+    assert not any(line.startswith("epoch 1/1: 5/5") for line in lines)  # the epoch line says it

@@ -100,6 +100,16 @@ def test_two_processes_synced_as_torchmetrics_does_give_the_single_process_figur
     assert same_figures(this.confusion_matrix().compute(), local)
 
 
+def test_a_task_gives_the_figures_the_loop_logs_for_it():
+    data = batches("segmentation", 4)
+    metric = ConfusionMatrixMetric(4, ignore_index=IGNORE, task="segmentation")
+    cm = ConfusionMatrix(4, ignore_index=IGNORE)
+    for logits, target in data:
+        metric.update(logits, target)
+        cm.update(logits, target)
+    assert same_figures(metric.compute(), cm.compute("segmentation"))
+
+
 def test_one_figure_is_a_scalar_tensor_and_reset_starts_over():
     data = batches("segmentation", 4)
     metric = ConfusionMatrixMetric(4, ignore_index=IGNORE, figure="miou")

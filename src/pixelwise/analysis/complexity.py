@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..models import create_model, get_spec
 from .receptive_field import FieldTracer, field_of, model_device, traced_input
 
 
@@ -311,7 +312,6 @@ def model_complexity(
     ``input_size`` defaults to the model's own (``pixelwise models``); ``in_channels``
     defaults to the input size's channels.
     """
-    from ..models import create_model, get_spec
 
     size = tuple(input_size) if input_size is not None else get_spec(name).input_size
     channels = in_channels if in_channels is not None else size[0]

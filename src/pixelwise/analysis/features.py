@@ -158,7 +158,7 @@ def tsne_embedding(
     on a busy machine spinning threads make it many times slower (2 shared cores: 0.4 s
     instead of 8 s for 40 points, 16 s instead of 93 s for 1,000); None uses every core.
     """
-    from sklearn.manifold import TSNE
+    from sklearn.manifold import TSNE  # scikit-learn is slow to import: only for t-SNE
     from sklearn.preprocessing import StandardScaler
     from threadpoolctl import threadpool_limits
 

@@ -3,7 +3,10 @@
 A user's mistake (``pixelwise.errors.UserError``: a bad config key, a missing file,
 an incompatible checkpoint, a broken image) is printed as one line and exits with
 status 2 (``PIXELWISE_DEBUG=1`` prints its traceback too); anything else is a bug and
-keeps its traceback. Global flags (``-q``) are accepted before or after the
+keeps its traceback. Command modules import the library inside their ``run``
+function (the one place pixelwise imports inside functions besides optional
+dependencies), so that ``pixelwise --help`` and argument errors answer without
+importing torch. Global flags (``-q``) are accepted before or after the
 subcommand, and ``key=value`` overrides after options as well as before them.
 """
 

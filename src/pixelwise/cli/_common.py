@@ -17,7 +17,7 @@ def add_checkpoint_choice(parser: Any) -> None:
         "--checkpoint",
         dest="which",
         default="best",
-        choices=["best", "last"],
+        choices=["best", "last", "ema", "averaged"],
         help="which checkpoint of a run directory",
     )
 

@@ -3,12 +3,16 @@
 Without a picture flag it prints the per-layer table (output shape, parameters, MACs,
 receptive field, cumulative stride) and the totals; ``--layer NAME`` works one layer's
 formulas through by hand. On a run directory, ``--features LAYER``, ``--tsne`` and
-``--gradcam`` draw pictures into ``RUN_DIR/analysis/``.
+``--gradcam`` draw pictures into ``RUN_DIR/analysis/``, each named after what produced
+it (``picture_file``). ``--input-size`` is refused where it is ambiguous or below the
+model's total stride (``parse_input_size``, ``check_input_size``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import re
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,18 +90,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def parse_input_size(text: str, channels: int = 3) -> tuple[int, int, int]:
-    """'3x224x224' -> (3, 224, 224); '224x160' -> (channels, 224, 160); '224' -> square."""
+    """'3x224x224' -> (3, 224, 224); '224x160' -> (channels, 224, 160); '224' -> square.
+
+    Refused with a ``UserError``: a size that is not one to three positive integers,
+    and the two slips that read as a valid size with another meaning: ``3x32`` (a
+    3-pixel-high image, or channels and a side?) and ``224x224x3`` (channels last).
+    """
     try:
         parts = [int(v) for v in text.lower().replace("×", "x").split("x")]
     except ValueError:
         parts = []
+    if not 1 <= len(parts) <= 3 or min(parts) < 1:
+        raise UserError(f"--input-size {text!r}: expected CxHxW, HxW or one side, e.g. 3x224x224")
+    if len(parts) == 2 and parts[0] <= 4 < parts[1]:
+        height, width = parts
+        raise UserError(
+            f"--input-size {text!r} is ambiguous: as HxW it is {height} pixel(s) high and "
+            f"{width} wide; write {height}x{width}x{width} for {height} channel(s) of "
+            f"{width}x{width}, or give both sides, e.g. {width}x{width}"
+        )
+    if len(parts) == 3 and parts[2] <= 4 < parts[0]:
+        raise UserError(
+            f"--input-size {text!r} reads as {parts[0]} channels of {parts[1]}x{parts[2]}: "
+            f"channels come first (CxHxW), e.g. {parts[2]}x{parts[0]}x{parts[1]}"
+        )
     if len(parts) == 1:
         parts = [channels, parts[0], parts[0]]
     elif len(parts) == 2:
         parts = [channels, *parts]
-    if len(parts) != 3 or min(parts) < 1:
-        raise UserError(f"--input-size {text!r}: expected CxHxW, HxW or one side, e.g. 3x224x224")
     return parts[0], parts[1], parts[2]
+
+
+def total_stride(model: nn.Module, size: tuple[int, ...]) -> tuple[float, float]:
+    """(height, width) of the input pixels between two pixels of the model's coarsest
+    feature map, measured at ``size``: the largest cumulative stride of a layer whose
+    output is still a map (global and squeeze-excite pools, whose one pixel spans any
+    input, are left out)."""
+    from ..analysis import complexity
+
+    strides = [(1.0, 1.0)]
+    for row in complexity(model, size).rows:
+        shape = row.output_shape or ()
+        if (
+            len(shape) == 3
+            and min(shape[1:]) > 1
+            and row.stride != "-"
+            and "Adaptive" not in row.type
+        ):
+            jump = [float(v) for v in row.stride.split("x")]
+            strides.append((jump[0], jump[-1]))
+    return max(s[0] for s in strides), max(s[1] for s in strides)
+
+
+def check_input_size(
+    model: nn.Module, size: tuple[int, ...], default: tuple[int, ...], label: str
+) -> None:
+    """Refuse a spatial size below the model's total stride (measured at its own size
+    ``default``): its coarsest feature map would be under one pixel, or padding alone."""
+    stride_h, stride_w = total_stride(model, tuple(default))
+    if size[1] < stride_h or size[2] < stride_w:
+        least = f"{size[0]}x{max(size[1], int(stride_h))}x{max(size[2], int(stride_w))}"
+        stride = f"{stride_h:g}" if stride_h == stride_w else f"{stride_h:g}x{stride_w:g}"
+        raise UserError(
+            f"--input-size {'x'.join(map(str, size))} is smaller than {label}'s total stride "
+            f"of {stride} pixels (its coarsest feature map would be under one pixel); "
+            f"use at least {least}, e.g. its own size {'x'.join(map(str, default))}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,11 +182,8 @@ def _model_for(
 
     if run_dir is None:
         spec = get_spec(args.target)
-        size = (
-            parse_input_size(args.input_size, spec.input_size[0])
-            if args.input_size
-            else spec.input_size
-        )
+        default = spec.input_size
+        size = parse_input_size(args.input_size, default[0]) if args.input_size else default
         build = partial(
             create_model, args.target, num_classes=args.num_classes, in_channels=size[0]
         )
@@ -153,6 +208,9 @@ def _model_for(
             model = build()
     except (NotImplementedError, RuntimeError):
         model = build()
+    own = (size[0], *default[1:])  # the model's own sides, with the channels asked for
+    if tuple(size) != own:
+        check_input_size(model, tuple(size), own, label.split(" ")[0])
     return model, tuple(size), label
 
 
@@ -244,6 +302,51 @@ def _load_images(
     return images, [to_display(img, mean, std) for img in images], captions
 
 
+def picture_file(out: Path, kind: str, layers: list[str], source: str, checkpoint: str) -> Path:
+    """``<kind>_<layers>_<source>[-<checkpoint>].png`` in ``out``: a picture's name says
+    what produced it, so one analysis never overwrites another's (the rule of
+    ``RunDir.eval_file``). ``layers`` are joined by ``+``; ``source`` names the images
+    (``test-17``: image 17 of the test split; ``test-8images``; a file's stem); the
+    checkpoint is named unless it is ``best``."""
+    parts = [kind, "+".join(layers), source]
+    name = "_".join(re.sub(r"[^\w.+-]", "_", part) for part in parts)
+    return out / f"{name}{'' if checkpoint == 'best' else f'-{checkpoint}'}.png"
+
+
+def _image_names(args: argparse.Namespace, run: RunDir, split: str) -> list[str]:
+    """One name per image of ``_load_images``: ``<split>-<index>``, or the file's stem
+    (``-2``, ``-3`` for stems taken twice)."""
+    if not args.image:
+        from ..viz.samples import spread_indices
+
+        size = len(run.splits().datasets[split])
+        return [f"{split}-{i}" for i in spread_indices(size, args.count)]
+    names: list[str] = []
+    for path in args.image:
+        stem, name, n = Path(path).stem, Path(path).stem, 1
+        while name in names:
+            n += 1
+            name = f"{stem}-{n}"
+        names.append(name)
+    return names
+
+
+def _images_source(args: argparse.Namespace, run: RunDir, split: str) -> str:
+    """The name of a set of images in one picture: ``test-8images``, the files' stems
+    (up to three), or their count and a digest of their paths."""
+    names = _image_names(args, run, split)
+    if not args.image:
+        return f"{split}-{len(names)}images"
+    if len(names) <= 3:
+        return "+".join(names)
+    digest = hashlib.sha1("\n".join(args.image).encode()).hexdigest()[:8]
+    return f"{len(names)}images-{digest}"
+
+
+def _checkpoint_name(run: RunDir) -> str:
+    return run.read_checkpoint(run.default_checkpoint()).path.stem
+
+
 def _class_names(run: RunDir) -> list[str]:
     return list(run.read_checkpoint(run.default_checkpoint()).card.class_names)
 
@@ -285,11 +388,11 @@ def _draw_features(args: argparse.Namespace, run: RunDir, split: str, out: Path)
 
     images, pictures, captions = _load_images(args, run, split)
     maps = feature_maps(_model(run), args.features, images)
-    safe = args.features.replace("/", "_")
+    names, checkpoint = _image_names(args, run, split), _checkpoint_name(run)
     return [
         plot_feature_maps(
             maps[i],
-            out / f"features_{safe}_{i}.png",
+            picture_file(out, "features", [args.features], names[i], checkpoint),
             title=f"{args.features} · {captions[i]}",
             image=pictures[i],
         )
@@ -308,10 +411,12 @@ def _draw_tsne(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> 
     dataset = run.splits().datasets[split]
     sets = layer_features(model, dataset, layers, max_samples=args.samples)
     embeddings = {s.layer: tsne_embedding(s.features, seed=run.config().seed) for s in sets}
-    title = f"t-SNE of {len(sets[0].labels)} {split} images"
-    return plot_tsne(
-        embeddings, sets[0].labels, _class_names(run), out / f"tsne_{split}.png", title
+    count = len(sets[0].labels)
+    title = f"t-SNE of {count} {split} images"
+    path = picture_file(
+        out, "tsne", [s.layer for s in sets], f"{split}-{count}images", _checkpoint_name(run)
     )
+    return plot_tsne(embeddings, sets[0].labels, _class_names(run), path, title)
 
 
 def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) -> Path:
@@ -349,7 +454,13 @@ def _draw_gradcam(args: argparse.Namespace, run: RunDir, split: str, out: Path) 
         pictures,
         cam.heatmaps,
         labels,
-        out / "gradcam.png",
+        picture_file(
+            out,
+            "gradcam" if chosen is None else f"gradcam-{names[chosen]}",  # the class explained
+            [cam.layer],
+            _images_source(args, run, split),
+            _checkpoint_name(run),
+        ),
         title=f"Grad-CAM and Grad-CAM++ at {cam.layer}: evidence for {target}",
         heatmaps_plusplus=cam.heatmaps_plusplus,
         masks=cam.masks,

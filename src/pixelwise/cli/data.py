@@ -61,13 +61,15 @@ def _load(args: argparse.Namespace):
 
 def run_check(args: argparse.Namespace) -> int:
     from ..data.check import check_data
+    from ..errors import writing
 
     cfg = _load(args)
     report = check_data(cfg, limit=args.limit, num_workers=args.workers)
     print(format_check(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
+        with writing(args.json):
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
         print(f"report written to {args.json}")
     return 0 if report.ok else 1
 

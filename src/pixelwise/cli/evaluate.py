@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         default="best",
-        choices=["best", "last", "ema"],
+        choices=["best", "last", "ema", "averaged"],
         help="which checkpoint of a run directory (default: best)",
     )
     p.add_argument(

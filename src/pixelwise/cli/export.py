@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", help="run directory or checkpoint file (.pt)")
     p.add_argument(
-        "--format", default="onnx", choices=["onnx", "safetensors", "torchscript"], dest="fmt"
+        "--format", default="onnx", choices=["onnx", "safetensors", "torchscript", "hf"], dest="fmt"
     )
     p.add_argument(
         "--out", help="output file (default: beside the checkpoint, e.g. checkpoints/best.onnx)"
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         result.format if result.format == result.exporter else f"{result.format}, {result.exporter}"
     )
     print(f"wrote {result.path} ({how})")
-    if result.format != "safetensors":
+    if result.format not in ("safetensors", "hf"):
         print(f"dynamic dimensions: {', '.join(result.dynamic) or 'none'}")
     for note in result.notes:
         print(f"note: {note}")

@@ -1,12 +1,14 @@
-"""``pixelwise predict CHECKPOINT INPUTS... --out DIR``: predict image files with a checkpoint.
+"""``pixelwise predict CHECKPOINT INPUTS... [--out DIR]``: predict image files with a checkpoint.
 
 Inputs are files, folders (searched recursively for image files) or glob patterns.
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
 probabilities); segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
-An input that cannot be predicted (missing, not an image, wrong channels, an empty
-folder) is reported in one line naming it; the others are still predicted, and the
-exit status is 1 when any failed.
+An input that cannot be predicted (missing, empty, not an image, wrong channels, a file
+name that is not UTF-8, an empty folder) is reported in one line naming it; the others
+are still predicted, and the exit status is 1 when any failed. Without ``--out`` the
+files go to a new ``predictions/`` folder in the current directory
+(``default_out_dir``), named on the last line.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import argparse
 import csv
 import glob
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..errors import UserError, writing
 from ._common import add_checkpoint_choice
 
 
@@ -36,7 +39,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns"
     )
-    p.add_argument("--out", required=True, help="folder for the predictions (created)")
+    p.add_argument(
+        "--out",
+        help="folder for the predictions (created; default: a new predictions/ in the current "
+        "directory, predictions-2/ and so on when that holds files)",
+    )
     p.add_argument("--topk", type=int, default=5, help="classification: labels per image")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass")
     p.add_argument(
@@ -80,7 +87,29 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
         else:
             errors.append(f"{text}: no such file or folder")
     unique = list(dict.fromkeys(files))  # a file named twice is predicted once
-    return unique, errors
+    named = [path for path in unique if utf8_name(path)]
+    errors += [
+        f"{escaped(path)}: the file name is not valid UTF-8, so the CSV and JSON could not "
+        "name it; rename the file"
+        for path in unique
+        if not utf8_name(path)
+    ]
+    return named, errors
+
+
+def utf8_name(path: Path) -> bool:
+    """Whether the path can be written as text: a name made of bytes that are not UTF-8
+    (a Latin-1 ``café.jpg`` copied from an old disk) reaches Python as lone surrogates."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def escaped(path: Path) -> str:
+    """The path with each byte that is not UTF-8 written as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def output_names(files: list[Path]) -> dict[Path, str]:
@@ -98,6 +127,17 @@ def output_names(files: list[Path]) -> dict[Path, str]:
 
 
 # --------------------------------------------------------------------------- outputs
+def default_out_dir(parent: Path) -> Path:
+    """``predictions/`` in ``parent``, or the first of ``predictions-2/``, ``-3/``, ...
+    that is empty or absent: without ``--out``, earlier predictions are never overwritten
+    (and never inside an input folder, where the next run would predict them)."""
+    out, n = parent / "predictions", 1
+    while out.exists() and (not out.is_dir() or any(out.iterdir())):
+        n += 1
+        out = parent / f"predictions-{n}"
+    return out
+
+
 def write_classification(out: Path, records: list[dict[str, Any]], topk: int) -> None:
     header = ["input"]
     for rank in range(1, topk + 1):
@@ -158,8 +198,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--topk and --batch-size must be at least 1")
     predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
     files, failed = expand_inputs(args.inputs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else default_out_dir(Path.cwd())
+    with writing(out):  # before any image is read: a folder that cannot be written
+        out.mkdir(parents=True, exist_ok=True)
     names = output_names(files)
     segmentation = predictor.task == "segmentation"
     records: list[dict[str, Any]] = []
@@ -188,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
                 records.append({"input": str(path), **result.to_dict()})
 
     if not segmentation:
-        write_classification(out, records, min(args.topk, len(predictor.class_names)))
+        with writing(out / "predictions.csv"):
+            write_classification(out, records, min(args.topk, len(predictor.class_names)))
     summary = {
         "checkpoint": predictor.source,
         "task": predictor.task,
@@ -196,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
         "predictions": records,
         "failed": failed,
     }
-    (out / "predictions.json").write_text(json.dumps(summary, indent=1))
+    with writing(out / "predictions.json"):
+        (out / "predictions.json").write_text(json.dumps(summary, indent=1))
     report(records, failed, out, segmentation)
     return 1 if failed else 0
 

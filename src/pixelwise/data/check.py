@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import ExperimentConfig
+from . import build_raw_splits
 from .base import Problem, base_datasets, task_of
 from .findings import (
     duplicate_problems,
@@ -101,7 +102,6 @@ def check_data(
     cfg: ExperimentConfig, limit: int | None = None, num_workers: int | None = None
 ) -> CheckReport:
     """Check every split of ``cfg.data`` (the first ``limit`` items of each when given)."""
-    from . import build_raw_splits  # the package imports this module's siblings
 
     lenient = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, on_error="skip"))
     raw, class_names = build_raw_splits(lenient, run_dir=None)

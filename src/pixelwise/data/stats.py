@@ -28,7 +28,9 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, ExperimentConfig
+from ..errors import writing
 from ..log import logger
+from . import build_raw_splits
 from .base import Problem, base_datasets, task_of
 from .findings import duplicate_problems, mask_problems
 from .io import DataError
@@ -86,7 +88,6 @@ def compute_stats(
     limit: int | None = None,
 ) -> DataStats:
     """Statistics of one split (the training split by default), reading it once."""
-    from . import build_raw_splits
 
     raw, class_names = build_raw_splits(cfg, run_dir)
     name = split or cfg.data.train_split
@@ -151,13 +152,14 @@ def compute_stats(
 
 def write_stats(stats: DataStats, path: Path, cfg: ExperimentConfig) -> Path:
     """The stats JSON that ``data.class_weights: <path>`` can reference."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     extra = {
         "format": cfg.data.format,
         "root": cfg.data.root,
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
-    path.write_text(json.dumps(stats.to_dict(extra), indent=1))
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(stats.to_dict(extra), indent=1))
     return path
 
 

@@ -176,7 +176,7 @@ def evaluate_run(
     result = EvalResult(
         run_dir=run.path,
         split=split,
-        figures={"loss": loss, **matrix.compute()},
+        figures={"loss": loss, **matrix.compute(task=cfg.task)},
         matrix=matrix.matrix.cpu().clone(),
         class_names=list(splits.class_names),
         loss=loss,

@@ -81,6 +81,7 @@ def training_state(
         "best_value": best["value"],
         "best_epoch": best["epoch"],
         "best_metric": best["metric"],
+        "top_k": [list(entry) for entry in best.get("top", [])],  # [value, epoch], best first
         "rng": rng,
         "rng_ranks": ranks if parts.ctx.enabled else None,
         "card": card.with_training_state(epoch, best["metric"], best["value"]).to_dict(),

@@ -38,7 +38,7 @@ from .early_stopping import EarlyStopping, figure, improved
 from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
 from .loggers import close_loggers, open_loggers
-from .records import epoch_line
+from .records import epoch_line, format_rate
 from .resume import restore_training_state, training_state
 
 __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
@@ -180,7 +180,7 @@ def train_one_epoch(
             if hasattr(bar, "set_postfix"):
                 rate = seen * ctx.world_size / max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix(
-                    loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", img_s=f"{rate:.0f}"
+                    loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", speed=format_rate(rate)
                 )
     elapsed = time.perf_counter() - started
     totals = ddp.all_reduce_sum(torch.stack([loss_sum, loss_sum.new_tensor(seen)]), ctx)
@@ -192,7 +192,7 @@ def train_one_epoch(
     if confusion is not None:
         if ctx.enabled:
             confusion.all_reduce()
-        figures = confusion.compute()
+        figures = confusion.compute(task=cfg.task)
         stats.update({f"train/{k}": v for k, v in figures.items() if isinstance(v, float)})
     return stats
 
@@ -220,7 +220,7 @@ def validate(
         totals = ddp.all_reduce_sum(torch.tensor([loss * count, count], dtype=torch.float64), ctx)
         loss = float(totals[0]) / max(float(totals[1]), 1.0)
         matrix.all_reduce()
-    figures = {f"{prefix}/{k}": v for k, v in matrix.compute().items()}
+    figures = {f"{prefix}/{k}": v for k, v in matrix.compute(task=cfg.task).items()}
     return {f"{prefix}/loss": loss, **figures}, matrix
 
 
@@ -366,7 +366,7 @@ def _fit(
     card = ModelCard.from_config(cfg, splits.class_names)
     if pieces.model is not None:
         card = card.for_module(pieces.model)
-    best = {"metric": metric, "value": None, "epoch": -1}
+    best: dict[str, Any] = {"metric": metric, "value": None, "epoch": -1, "top": []}
     start_epoch, history = 0, []
     if resume:
         path = run.checkpoint_file("last")
@@ -377,6 +377,7 @@ def _fit(
             state["best_value"],
             state["best_epoch"],
         )
+        best["top"] = [list(entry) for entry in state.get("top_k") or []]
         if ctx.is_main:
             history = run.truncate_metrics(start_epoch)
             logger.info(f"resuming {run.path} after epoch {start_epoch}")
@@ -423,10 +424,15 @@ def _fit(
             is_best = value is not None and improved(value, best["value"], mode)
             if is_best:
                 best["value"], best["epoch"] = value, epoch + 1
+            ranked, dropped = False, []
+            if cfg.train.keep_best > 1 and value is not None:
+                ranked, dropped = rank_epoch(
+                    best["top"], value, epoch + 1, cfg.train.keep_best, mode
+                )
             state = training_state(parts, epoch + 1, best, card)
             if ctx.is_main:  # the record first: resume truncates it to the checkpoint's epoch
                 run.append_metrics(record)
-                save_run_checkpoints(parts, state, run, is_best, metric)
+                save_run_checkpoints(parts, state, run, is_best, metric, ranked, dropped)
                 for sink in loggers:
                     sink.log(record)
                 if on_epoch is not None:
@@ -502,20 +508,42 @@ def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext
         loader.sampler.set_epoch(epoch)
 
 
+def rank_epoch(
+    top: list[list[float]], value: float, epoch: int, keep: int, mode: str
+) -> tuple[bool, list[int]]:
+    """Put ``(value, epoch)`` among the ``keep`` best (in place, best first; an earlier
+    epoch wins a tie); returns whether it ranks and the epochs that dropped out."""
+    candidates = [*top, [value, epoch]]
+    candidates.sort(key=lambda entry: (-entry[0] if mode == "max" else entry[0], entry[1]))
+    top[:] = candidates[:keep]
+    return any(e == epoch for _, e in top), [int(e) for _, e in candidates[keep:]]
+
+
 def save_run_checkpoints(
-    parts: TrainParts, state: dict[str, Any], run: RunDir, is_best: bool, metric: str
+    parts: TrainParts,
+    state: dict[str, Any],
+    run: RunDir,
+    is_best: bool,
+    metric: str,
+    ranked: bool = False,
+    dropped: list[int] | None = None,
 ) -> None:
-    """``best.pt`` when ``metric`` improved, ``ema.pt`` (the averaged weights as
-    ``model``) with EMA, then ``last.pt``. ``last.pt`` is written last: a run killed
-    while writing the others resumes from the epoch before and writes them again, so
-    the best checkpoint ``last.pt`` names always exists. A ``val_ema/`` metric makes
-    ``best.pt`` hold the averaged weights."""
+    """``best.pt`` when ``metric`` improved, ``best-eNNN.pt`` when the epoch ranks among
+    ``train.keep_best``, ``ema.pt`` (the averaged weights as ``model``) with EMA, then
+    ``last.pt``, and only then the top-k files that dropped out are deleted. ``last.pt``
+    is written last: a run killed while writing the others resumes from the epoch
+    before and writes them again, so every checkpoint ``last.pt`` names exists. A
+    ``val_ema/`` metric makes the best checkpoints hold the averaged weights."""
     ema_state = None
     if parts.ema is not None:
         ema_state = {**state, "model": parts.ema.module.state_dict()}
+    use_ema = ema_state is not None and metric.startswith("val_ema/")
     if is_best:
-        use_ema = ema_state is not None and metric.startswith("val_ema/")
         save_checkpoint(ema_state if use_ema else state, run.checkpoint_file("best"))
+    if ranked:
+        save_checkpoint(ema_state if use_ema else state, run.top_checkpoint_file(state["epoch"]))
     if ema_state is not None:
         save_checkpoint(ema_state, run.checkpoint_file("ema"))
     save_checkpoint(state, run.checkpoint_file("last"))
+    for epoch in dropped or []:
+        run.top_checkpoint_file(epoch).unlink(missing_ok=True)

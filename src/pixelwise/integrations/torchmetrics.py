@@ -41,8 +41,10 @@ class ConfusionMatrixMetric(Metric):
 
     ``update(preds, target)`` takes what ``ConfusionMatrix.update`` takes: class indices
     shaped like the target, or logits with the class dimension at position 1.
-    ``compute()`` gives the ``figure`` as a 0-d float tensor, or every figure (a dict)
-    when ``figure`` is None. Extra keyword arguments go to ``torchmetrics.Metric``.
+    ``compute()`` gives the ``figure`` as a 0-d float tensor, or when ``figure`` is None
+    the dict ``ConfusionMatrix.compute(task)`` gives (every figure where ``task`` is None;
+    the task's own, as the loop logs them, for "classification" or "segmentation").
+    Extra keyword arguments go to ``torchmetrics.Metric``.
     """
 
     is_differentiable = False
@@ -59,6 +61,7 @@ class ConfusionMatrixMetric(Metric):
         ignore_index: int | None = 255,
         topk: int = 5,
         figure: str | None = None,
+        task: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -72,6 +75,7 @@ class ConfusionMatrixMetric(Metric):
         self.ignore_index = ignore_index
         self.topk = topk
         self.figure = figure
+        self.task = task
         for name, zeros in counts.items():
             self.add_state(name, default=zeros.clone(), dist_reduce_fx="sum")
 
@@ -93,9 +97,9 @@ class ConfusionMatrixMetric(Metric):
 
     def compute(self) -> Any:
         # Called inside torchmetrics' sync context: the states are then every process's sum.
-        figures = self.confusion_matrix().compute()
         if self.figure is None:
-            return figures
+            return self.confusion_matrix().compute(self.task)
+        figures = self.confusion_matrix().compute()
         return torch.tensor(figures.get(self.figure, float("nan")), dtype=torch.float32)
 
 

@@ -260,3 +260,44 @@ class ModelSpec:
     input_size: tuple[int, int, int] = (3, 224, 224)
     description: str = ""
     defaults: dict = field(default_factory=dict)
+
+
+def as_encoder(classifier: Classifier) -> Classifier:
+    """``classifier`` without its head: it then only computes ``forward_pyramid``.
+
+    Every top-level module holding a head module (``classifier_module_names``: VGG's
+    ``classifier.6`` takes all of ``classifier``, fc6 and fc7 with it) is deleted, and
+    the names are recorded in ``dropped_head``. Their parameters would never get a
+    gradient; without them the state-dict keys are the classifier's own minus the head.
+    The classifier is consumed: build a fresh one (``create_encoder`` does) to keep it.
+    """
+    if not isinstance(classifier, Classifier):
+        raise TypeError(
+            f"a segmentation encoder must be a pixelwise Classifier (with forward_pyramid "
+            f"and feature_info), got {type(classifier).__name__}"
+        )
+    head = sorted({name.split(".")[0] for name in classifier.classifier_module_names()})
+    for name in head:
+        delattr(classifier, name)
+    classifier.dropped_head = tuple(head)
+    return classifier
+
+
+class FeaturePyramid(nn.Module):
+    """``create_model(name, features_only=True)``: a classifier without its head whose
+    forward returns the feature maps of every level, shallow to deep (timm's
+    ``features_only``); ``feature_info`` gives each level's channels and stride."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        super().__init__()
+        self.body = as_encoder(classifier)
+        self.feature_info = list(classifier.feature_info)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.body.forward_pyramid(x)
+
+    def channels(self) -> list[int]:
+        return [level.channels for level in self.feature_info]
+
+    def reduction(self) -> list[int]:
+        return [level.stride for level in self.feature_info]

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..checkpoint import read_state_dict
 from ..log import logger
-from .base import Classifier, FeatureLevel, ModelError
+from .base import Classifier, FeatureLevel, ModelError, as_encoder
 from .registry import create_model, get_spec
 from .weights import adapt_input_channels
 
@@ -37,27 +37,6 @@ def output_stride(levels: nn.Module | Sequence[FeatureLevel]) -> int:
     """
     info = levels.feature_info if isinstance(levels, nn.Module) else levels
     return math.lcm(*(level.stride for level in info))
-
-
-def as_encoder(classifier: Classifier) -> Classifier:
-    """``classifier`` without its head: it then only computes ``forward_pyramid``.
-
-    Every top-level module holding a head module (``classifier_module_names``: VGG's
-    ``classifier.6`` takes all of ``classifier``, fc6 and fc7 with it) is deleted, and
-    the names are recorded in ``dropped_head``. Their parameters would never get a
-    gradient; without them the state-dict keys are the classifier's own minus the head.
-    The classifier is consumed: build a fresh one (``create_encoder`` does) to keep it.
-    """
-    if not isinstance(classifier, Classifier):
-        raise TypeError(
-            f"a segmentation encoder must be a pixelwise Classifier (with forward_pyramid "
-            f"and feature_info), got {type(classifier).__name__}"
-        )
-    head = sorted({name.split(".")[0] for name in classifier.classifier_module_names()})
-    for name in head:
-        delattr(classifier, name)
-    classifier.dropped_head = tuple(head)
-    return classifier
 
 
 def create_encoder(

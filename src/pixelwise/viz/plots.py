@@ -16,6 +16,8 @@ from typing import Any
 
 import matplotlib
 
+from ..metrics import SCALAR_SUMMARY
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -69,7 +71,6 @@ def curves_figure(records: Sequence[dict[str, Any]], task: str | None = None) ->
     The metrics panel draws the task's first three headline figures
     (``metrics.SCALAR_SUMMARY``); with no task, those of both tasks.
     """
-    from ..metrics import SCALAR_SUMMARY
 
     epochs = [r["epoch"] for r in records]
     scalar_keys = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})

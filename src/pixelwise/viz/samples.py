@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..models.base import split_output
@@ -135,7 +136,6 @@ def predict_masks(
     model: nn.Module, dataset: Dataset, count: int = 6
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``count`` images spread over a segmentation split, their masks and predictions."""
-    from torch.nn import functional as F
 
     items = [dataset[i] for i in spread_indices(len(dataset), count)]  # type: ignore[arg-type]
     images = torch.stack([item[0] for item in items])
