@@ -424,6 +424,8 @@ class TrainConfig:
     log_every: int = 50  # iterations between progress-bar refreshes (and NaN checks)
     train_metrics: bool = True  # train/ figures from a confusion matrix kept on the device
     tensorboard: bool = True
+    loggers: list[Literal["tensorboard", "csv", "mlflow"]] = field(default_factory=list)  # more
+    mlflow_uri: str | None = None  # tracking URI or folder; None: a file store in RUN/mlruns
     report: bool = True  # write report.html at the end
     learning_gif: bool = True  # segmentation: predict fixed val images every epoch
     gif_images: int = 16
@@ -440,6 +442,16 @@ class TrainConfig:
         need(self.val_every >= 1, "val_every", f"must be >= 1, got {self.val_every}")
         need(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         need(self.gif_images >= 1, "gif_images", "must be >= 1")
+        need(
+            len(set(self.loggers)) == len(self.loggers),
+            "loggers",
+            f"names a logger twice: {self.loggers}",
+        )
+        need(
+            self.tensorboard or "tensorboard" not in self.loggers,
+            "loggers",
+            "names tensorboard but train.tensorboard is false (drop one of them)",
+        )
         need(
             _names_logged_figure(self.best_metric),
             "best_metric",
@@ -930,6 +942,8 @@ RESULT_NEUTRAL_KEYS = frozenset(
         "train.keep_best",
         "train.train_metrics",
         "train.tensorboard",
+        "train.loggers",
+        "train.mlflow_uri",
         "train.report",
         "train.learning_gif",
         "train.gif_images",

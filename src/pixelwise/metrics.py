@@ -155,6 +155,24 @@ class ConfusionMatrix:
         self._invalid = packed[c2 + 2].clone()
         return self
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The counts (``matrix``, ``topk_counts`` = hits and samples, ``invalid``): all
+        sums, so the counts of several shards add up key by key. Adapters that keep the
+        counts as their own state (``pixelwise.integrations.torchmetrics``) read them here."""
+        return {"matrix": self.matrix, "topk_counts": self._topk_counts, "invalid": self._invalid}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> ConfusionMatrix:
+        """Take counts shaped as ``state_dict`` gives them (copies, on their own device)."""
+        c = self.num_classes
+        if tuple(state["matrix"].shape) != (c, c):
+            raise ValueError(
+                f"a {tuple(state['matrix'].shape)} matrix does not fit a {c}-class one"
+            )
+        self.matrix = state["matrix"].detach().clone().long()
+        self._topk_counts = state["topk_counts"].detach().to(self.device).clone().long()
+        self._invalid = state["invalid"].detach().to(self.device).clone().long().reshape(())
+        return self
+
     # ----------------------------------------------------------------------- figures
     def compute(self, task: str | None = None) -> Figures:
         """The figures of ``task`` (``figures_for_task``), or with no task every figure,

@@ -10,6 +10,7 @@ of a run is spelled here and nowhere else::
       splits.json        the seeded split, reused by eval
       metrics.jsonl      one JSON object per epoch (undefined figures as null)
       tensorboard/       the same scalars for TensorBoard
+      metrics.csv  mlruns/   the same scalars as a table and for MLflow (train.loggers)
       checkpoints/       best.pt, last.pt, ema.pt (each with a model card)
       plots/  eval/  analysis/  learning.gif  report.html
       .lock              the process that writes the run, while it runs
@@ -128,6 +129,14 @@ class RunDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / "tensorboard"
+
+    @property
+    def metrics_csv(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def mlruns_dir(self) -> Path:
+        return self.path / "mlruns"
 
     @property
     def report_file(self) -> Path:
@@ -386,6 +395,7 @@ class RunDir:
             raise RunDirError(f"{self.path} holds checkpoints: resume it instead")
         owned = [self.config_file, self.metrics_file, self.path / "splits.json"]
         owned += [self.tensorboard_dir, self.plots_dir, self.eval_dir, self.checkpoints_dir]
+        owned += [self.metrics_csv, self.mlruns_dir]
         for path in owned:
             if path.is_dir():
                 shutil.rmtree(path)

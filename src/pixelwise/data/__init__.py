@@ -5,6 +5,10 @@ item an uint8 ``tv_tensors.Image`` and an int label or ``tv_tensors.Mask``) and 
 them with the train or eval transform. A format is a function
 ``(DataConfig, seed, split_file) -> (datasets by split, class names)`` in ``FORMATS``;
 layouts and config blocks: ``docs/data.md``.
+
+On their own, in any ``DataLoader``: ``MaskFolder(root, ...)``, ``ImageFolder(root, ...)``
+and ``FormatDataset(format, ...)`` give one split as ``(float image, int64 target)``
+tensors through the same readers and joint image/mask transforms, from ``data:`` keys.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from ..config import DataConfig, ExperimentConfig
+from ..config import DataConfig, ExperimentConfig, from_dict, validate
 from ..plugins import is_import_path
 from . import cifar, digits, folders, imported, masks, oxford_pet, voc
 from .base import SKIPPED_FILE, base_datasets, skipped_files, task_of
@@ -31,6 +36,9 @@ __all__ = [
     "SKIPPED_FILE",
     "DataError",
     "DataSplits",
+    "FormatDataset",
+    "ImageFolder",
+    "MaskFolder",
     "TransformedDataset",
     "build_datasets",
     "build_loader",
@@ -145,6 +153,70 @@ def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSp
         for name, split in raw.items()
     }
     return DataSplits(datasets, class_names, task, raw)
+
+
+class FormatDataset(TransformedDataset):
+    """One split of a data format, ready for any ``DataLoader``: items are a float image
+    (C, H, W) and an int64 label or (H, W) mask, through the reader and transforms that
+    training uses. ``data_keys`` are the ``data:`` keys of a config (``root``,
+    ``num_classes``, ``image_size``, ``augment``, ``mask_suffix``, ...: docs/data.md),
+    checked as a config's are.
+
+    ``transform``: None for pixelwise's preset of the split (training augmentation where
+    ``train``, by default where ``split`` is the training split; else resize and
+    normalise), or any callable ``(image, target) -> (image, target)``. Images reach it
+    as uint8 ``tv_tensors.Image`` and masks as ``tv_tensors.Mask``, so
+    ``torchvision.transforms.v2`` moves both together. A format without the split carves
+    it from the training data by ``val_fraction`` / ``test_fraction`` and ``seed``.
+    ``classes`` names the classes; ``task`` is classification or segmentation.
+    """
+
+    def __init__(
+        self,
+        format: str,
+        split: str = "train",
+        *,
+        train: bool | None = None,
+        transform: Callable | None = None,
+        seed: int = 0,
+        **data_keys: Any,
+    ) -> None:
+        source = f"pixelwise.data.{type(self).__name__}"
+        if isinstance(data_keys.get("root"), Path):
+            data_keys["root"] = str(data_keys["root"])
+        cfg = from_dict(
+            ExperimentConfig, {"seed": seed, "data": {"format": format, **data_keys}}, source
+        )
+        validate(cfg, source)
+        raw, class_names = build_raw_splits(cfg)
+        if split not in raw:
+            raise DataError(f"{source}: no split {split!r} (this data has {', '.join(raw)})")
+        for base in base_datasets(raw[split]):
+            base.on_error = cfg.data.on_error
+        self.task = task_of(raw[split])
+        if transform is None:
+            training = split == cfg.data.train_split if train is None else train
+            transform = build_transform(cfg.data, train=training, task=self.task)
+        super().__init__(raw[split], transform)
+        self.classes = class_names
+        self.data_config = cfg.data
+
+
+class MaskFolder(FormatDataset):
+    """Images and masks paired by file stem (``root/images``, ``root/masks`` by default;
+    ``image_dir``, ``mask_dir``, ``mask_suffix``, ``mask_mode``, ``num_classes``...), as
+    ``data.format: mask_folder``: one split of ``(image, mask)`` tensors."""
+
+    def __init__(self, root: str | Path, split: str = "train", **options: Any) -> None:
+        super().__init__("mask_folder", split, root=root, **options)
+
+
+class ImageFolder(FormatDataset):
+    """One folder per class (``root/<class>/*.png``, or ``root/train/<class>/...`` with
+    split folders), as ``data.format: image_folder``: one split of ``(image, label)``."""
+
+    def __init__(self, root: str | Path, split: str = "train", **options: Any) -> None:
+        super().__init__("image_folder", split, root=root, **options)
 
 
 class PadCollate:

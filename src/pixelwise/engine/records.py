@@ -1,5 +1,6 @@
-"""What a run says about each epoch besides ``metrics.jsonl`` (``RunDir.append_metrics``):
-TensorBoard scalars and the console line.
+"""What a run says about each epoch on the console; ``metrics.jsonl``
+(``RunDir.append_metrics``) and the loggers (``engine/loggers.py``: TensorBoard, CSV,
+MLflow) keep the record itself.
 
 An epoch's record holds ``epoch``, ``lr`` (the base learning rate of the epoch's first
 step; a group's rate is ``lr * lr_mult``), ``lr_end``, every ``train/`` figure, and every
@@ -8,46 +9,7 @@ step; a group's rate is ``lr * lr_mult``), ``lr_end``, every ``train/`` figure, 
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any
-
-from ..log import logger
-
-
-def scalars(record: dict[str, Any]) -> dict[str, float]:
-    """The plottable numbers of a record (per-class lists and the epoch left out)."""
-    return {
-        k: float(v)
-        for k, v in record.items()
-        if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-
-
-class TensorBoardLog:
-    """Every scalar of every epoch in ``log_dir`` (``train.tensorboard``)."""
-
-    def __init__(self, log_dir: Path) -> None:
-        from torch.utils.tensorboard import SummaryWriter  # optional: tensorboard may be absent
-
-        self.writer = SummaryWriter(log_dir=str(log_dir))
-
-    def log(self, record: dict[str, Any]) -> None:
-        for key, value in scalars(record).items():
-            if not math.isnan(value):
-                self.writer.add_scalar(key, value, global_step=record["epoch"])
-        self.writer.flush()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def open_tensorboard(log_dir: Path) -> TensorBoardLog | None:
-    try:
-        return TensorBoardLog(log_dir)
-    except ImportError:
-        logger.warning("train.tensorboard: the tensorboard package is not installed; skipped")
-        return None
 
 
 def epoch_line(record: dict[str, Any], task: str) -> str:

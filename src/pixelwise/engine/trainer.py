@@ -37,7 +37,8 @@ from .build import TrainParts, build_parts
 from .early_stopping import EarlyStopping, figure, improved
 from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
-from .records import epoch_line, format_rate, open_tensorboard
+from .loggers import close_loggers, open_loggers
+from .records import epoch_line, format_rate
 from .resume import restore_training_state, training_state
 
 __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
@@ -390,9 +391,7 @@ def _fit(
         )
         for record in history:
             stopper.update(record)
-    tensorboard = (
-        open_tensorboard(run.tensorboard_dir) if cfg.train.tensorboard and ctx.is_main else None
-    )
+    loggers = open_loggers(cfg, run) if ctx.is_main else []  # TensorBoard, CSV, MLflow
     real = ddp.real_samples(len(train_set), ctx.rank, ctx.world_size) if ctx.enabled else None
     coverage_warned = False
     stopped_early = False
@@ -434,8 +433,8 @@ def _fit(
             if ctx.is_main:  # the record first: resume truncates it to the checkpoint's epoch
                 run.append_metrics(record)
                 save_run_checkpoints(parts, state, run, is_best, metric, ranked, dropped)
-                if tensorboard is not None:
-                    tensorboard.log(record)
+                for sink in loggers:
+                    sink.log(record)
                 if on_epoch is not None:
                     on_epoch(EpochEnd(epoch + 1, parts.model, record, splits, run))
                 logger.info(epoch_line(record, cfg.task))
@@ -447,8 +446,7 @@ def _fit(
                 stopped_early = True
                 break
     finally:
-        if tensorboard is not None:
-            tensorboard.close()
+        close_loggers(loggers)
     return TrainResult(
         run_dir=run.path,
         best_metric=metric,
