@@ -105,6 +105,9 @@ class DataConfig:
     image_dir: str = "images"  # "{split}" is replaced by the split name (CamVid: "{split}")
     mask_dir: str = "masks"  # (CamVid: "{split}annot")
     mask_ignore_values: list[int] = field(default_factory=list)  # stored values -> ignore_index
+    valid_mask_dir: str | None = None  # valid-region (field of view) masks: outside -> ignored
+    valid_mask_suffix: str = ""  # valid mask stem = image stem + suffix (DRIVE: "_mask")
+    resize_masks: Literal["refuse", "nearest"] = "refuse"  # masks at another uniform scale
     pet_classes: Literal["trimap", "binary"] = "trimap"
     samples_per_class: int | None = None  # keep the first n per class (small labelled sets)
     include_classes: list[int] | None = None  # keep only these class indices (renumbered)
@@ -185,6 +188,11 @@ class DataConfig:
         )
         need(
             self.mask_threshold is None or self.mask_threshold > 0, "mask_threshold", "must be > 0"
+        )
+        need(
+            self.valid_mask_dir is None or self.format == "mask_folder",
+            "valid_mask_dir",
+            f"pairs valid-region masks with data.format=mask_folder images, not {self.format}",
         )
         need(
             self.samples_per_class is None or self.samples_per_class >= 1,
