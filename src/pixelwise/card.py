@@ -79,10 +79,12 @@ class ModelCard:
 
     ``options`` are ``create_model`` keyword options (the encoder among them); the
     training facts (``epochs``, ``best_metric``, ``best_value``) are those of the
-    checkpoint that carries the card.
+    checkpoint that carries the card; for ``task: multilabel``, ``threshold`` is the
+    sigmoid score above which a label is predicted, the one of best macro F1 on the
+    validation split at that checkpoint's epoch.
     """
 
-    task: Literal["classification", "segmentation"]
+    task: Literal["classification", "segmentation", "multilabel"]
     model: str
     class_names: tuple[str, ...]
     in_channels: int
@@ -102,6 +104,7 @@ class ModelCard:
     epochs: int | None = None
     best_metric: str | None = None
     best_value: float | None = None
+    threshold: float | None = None  # multilabel: the decision threshold chosen on validation
 
     @property
     def num_classes(self) -> int:

@@ -63,7 +63,7 @@ class DataConfig:
 
     format: str = "digits"
     """digits | digits_segmentation | image_folder | csv | cifar10 | cifar100 |
-    mask_folder | oxford_pet | voc (layouts: docs/data.md)"""
+    mask_folder | oxford_pet | voc | multilabel_csv (layouts: docs/data.md)"""
     options: dict[str, Any] = field(default_factory=dict)  # keyword options of an imported class
     root: str | None = None  # relative paths: to the directory the command runs in
     num_classes: int | None = None  # inferred from the dataset where it knows
@@ -102,9 +102,13 @@ class DataConfig:
     palette: str | None = None  # file of RGB colours for mask_mode=rgb
     list_file: str | None = None  # path,label (csv) or image mask pairs (mask_folder)
     mask_suffix: str = ""  # mask file stem = image stem + suffix
+    label_separator: str = ";"  # multilabel_csv: between the labels of one field (cat;dog)
     image_dir: str = "images"  # "{split}" is replaced by the split name (CamVid: "{split}")
     mask_dir: str = "masks"  # (CamVid: "{split}annot")
     mask_ignore_values: list[int] = field(default_factory=list)  # stored values -> ignore_index
+    valid_mask_dir: str | None = None  # valid-region (field of view) masks: outside -> ignored
+    valid_mask_suffix: str = ""  # valid mask stem = image stem + suffix (DRIVE: "_mask")
+    resize_masks: Literal["refuse", "nearest"] = "refuse"  # masks at another uniform scale
     pet_classes: Literal["trimap", "binary"] = "trimap"
     samples_per_class: int | None = None  # keep the first n per class (small labelled sets)
     include_classes: list[int] | None = None  # keep only these class indices (renumbered)
@@ -187,6 +191,11 @@ class DataConfig:
             self.mask_threshold is None or self.mask_threshold > 0, "mask_threshold", "must be > 0"
         )
         need(
+            self.valid_mask_dir is None or self.format == "mask_folder",
+            "valid_mask_dir",
+            f"pairs valid-region masks with data.format=mask_folder images, not {self.format}",
+        )
+        need(
             self.samples_per_class is None or self.samples_per_class >= 1,
             "samples_per_class",
             "must be >= 1",
@@ -253,6 +262,7 @@ class LossConfig:
     focal_alpha: list[float] | None = None  # one per class; None: data.class_weights
     dice_smooth: float = 1.0
     aux_weight: float = 0.4  # weight of auxiliary-head losses, where the model has them
+    pos_weight: str | list[float] | None = None  # multilabel: per-label BCE weights, or auto
 
     def check(self, need: Need) -> None:
         need(0 <= self.label_smoothing < 1, "label_smoothing", "must be in [0, 1)")
@@ -265,6 +275,12 @@ class LossConfig:
         )
         need(self.dice_smooth >= 0, "dice_smooth", "must be >= 0")
         need(self.aux_weight >= 0, "aux_weight", "must be >= 0")
+        pos = self.pos_weight
+        need(
+            pos is None or pos == "auto" or (isinstance(pos, list) and all(w > 0 for w in pos)),
+            "pos_weight",
+            f"must be auto or one positive weight per label, got {pos}",
+        )
 
 
 @dataclass
@@ -491,7 +507,7 @@ class ExperimentConfig:
     """A whole run: what to learn from, what to train, how, and where to write."""
 
     name: str = "run"
-    task: Literal["classification", "segmentation"] = "classification"
+    task: Literal["classification", "segmentation", "multilabel"] = "classification"
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     output_dir: str = "runs"
@@ -510,11 +526,25 @@ class ExperimentConfig:
     def best_metric(self) -> str:
         if self.train.best_metric:
             return self.train.best_metric
-        return "val/accuracy" if self.task == "classification" else "val/miou"
+        return {"classification": "val/accuracy", "multilabel": "val/map"}.get(
+            self.task, "val/miou"
+        )
 
     def check(self, need: Need) -> None:
         need(
             self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+        need(
+            self.task != "multilabel"
+            or [term.name for term in self.loss.terms] == ["cross_entropy"],
+            "loss.terms",
+            "task: multilabel trains with binary cross-entropy (its one term is cross_entropy)",
+        )
+        need(
+            self.loss.pos_weight is None or self.task == "multilabel",
+            "loss.pos_weight",
+            "weighs positive labels of task: multilabel; for single-label classes use "
+            "data.class_weights",
         )
 
 

@@ -165,14 +165,53 @@ def distillation_loss(
     return temperature**2 * (kl * keep).sum() / keep.sum().clamp(min=1)
 
 
+class MultiLabelBCE(nn.Module):
+    """Binary cross-entropy of every (image, label) decision on its sigmoid
+    (``BCEWithLogitsLoss``), the mean over both; ``pos_weight`` (one per label) weighs the
+    positive examples of rare labels."""
+
+    def __init__(self, pos_weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(
+            logits.float(), target.float(), pos_weight=self.pos_weight
+        )
+
+
+def positive_weights(cfg: LossConfig, targets: torch.Tensor | None) -> torch.Tensor | None:
+    """``loss.pos_weight`` as a tensor: a list as given, ``auto`` as negatives / positives
+    per label of the training split's (N, C) multi-hot ``targets`` (1 for a label
+    without positives), as ``BCEWithLogitsLoss`` documents it."""
+    if cfg.pos_weight is None:
+        return None
+    if isinstance(cfg.pos_weight, list):
+        return torch.tensor(cfg.pos_weight, dtype=torch.float32)
+    if targets is None:
+        raise UserError("loss.pos_weight=auto needs the training split's labels")
+    positives = targets.sum(dim=0).double()
+    negatives = len(targets) - positives
+    return torch.where(positives > 0, negatives / positives.clamp(min=1), 1.0).float()
+
+
 def build_loss(
     cfg: LossConfig,
     num_classes: int,
     ignore_index: int = 255,
     class_weights: torch.Tensor | None = None,
+    task: str = "classification",
 ) -> nn.Module:
     """The configured terms; ``class_weights`` (one per class) weight cross-entropy, and
-    focal loss too when ``loss.focal_alpha`` is not set."""
+    focal loss too when ``loss.focal_alpha`` is not set. ``task="multilabel"``:
+    ``MultiLabelBCE``, with ``class_weights`` as its per-label positive weights
+    (``positive_weights``)."""
+    if task == "multilabel":
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise UserError(
+                f"loss.pos_weight: {len(class_weights)} values for {num_classes} labels"
+            )
+        return MultiLabelBCE(class_weights)
     if class_weights is not None:
         class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
         if class_weights.numel() != num_classes:

@@ -356,12 +356,14 @@ SCALAR_SUMMARY = {
         "weighted_f1",
     ],
     "segmentation": ["pixel_accuracy", "miou", "fwiou", "mean_class_accuracy", "mean_dice"],
+    "multilabel": ["map", "macro_f1", "macro_precision", "macro_recall", "threshold"],
 }
 """The headline scalars of each task, most important first (curves draw the first three)."""
 
 PER_CLASS_FIGURES = {
     "classification": ["precision", "recall", "f1", "support"],
     "segmentation": ["iou", "dice", "precision", "recall", "support"],
+    "multilabel": ["average_precision", "precision", "recall", "f1", "support"],
 }
 """The per-class lists each task reports (``absent_classes`` too, for both)."""
 
@@ -419,3 +421,124 @@ def prediction_coverage(matrix: torch.Tensor, class_names: list[str] | None = No
         "(data.class_weights=median_frequency), a Dice or focal loss "
         "(loss.terms=[{name: cross_entropy}, {name: dice}] or [{name: focal}]), or more epochs"
     )
+
+
+# --------------------------------------------------------------------------- multi-label
+THRESHOLD_GRID = torch.linspace(0.01, 0.99, 99)
+"""Decision thresholds tried when one is chosen (``MultiLabelMetrics.compute``)."""
+
+
+class MultiLabelMetrics:
+    """Figures of multi-label classification: each image carries any number of labels,
+    each label a yes/no decision on its sigmoid score.
+
+    ``update(logits, target)`` keeps the (N, C) sigmoid scores and the multi-hot
+    targets on the host (a validation set's scores are small next to its images):
+    average precision needs every score, not counts at one threshold. ``compute`` gives,
+    per label, TP/FP/FN-based precision, recall and F1 at the threshold and
+    scikit-learn's ``average_precision_score`` (no interpolation); ``map`` is their mean
+    over labels with a positive example. ``threshold=None`` chooses the threshold (one
+    for all labels, of ``THRESHOLD_GRID``) that maximises macro F1 on these scores,
+    which is how validation picks the threshold the model card keeps. Not summed over
+    processes: ``all_reduce`` refuses (multi-label under torch.distributed is not done).
+    """
+
+    def __init__(self, num_classes: int, threshold: float | None = 0.5) -> None:
+        self.num_classes = num_classes
+        self.threshold = threshold
+        self._scores: list[torch.Tensor] = []
+        self._targets: list[torch.Tensor] = []
+
+    def to(self, device: torch.device | str) -> MultiLabelMetrics:
+        return self  # scores are kept on the host
+
+    def reset(self) -> None:
+        self._scores, self._targets = [], []
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of (N, C) logits and (N, C) multi-hot targets."""
+        if logits.shape != target.shape or logits.dim() != 2:
+            raise ValueError(
+                f"multi-label logits {tuple(logits.shape)} and targets {tuple(target.shape)} "
+                "must both be (N, C)"
+            )
+        self._scores.append(torch.sigmoid(logits.detach().float()).cpu())
+        self._targets.append(target.detach().cpu().long())
+
+    def all_reduce(self, group: Any = None) -> MultiLabelMetrics:
+        raise UserError("task: multilabel does not train under torch.distributed yet")
+
+    def scores_and_targets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self._scores:
+            empty = torch.zeros(0, self.num_classes)
+            return empty, empty.long()
+        return torch.cat(self._scores), torch.cat(self._targets)
+
+    def compute(self, task: str | None = None) -> Figures:
+        """Figures at the threshold given at construction or, when it is None, at the
+        threshold of best macro F1 on these scores; either is reported as ``threshold``.
+        ``task`` is accepted for the ``ConfusionMatrix`` interface."""
+        scores, targets = self.scores_and_targets()
+        threshold = self.threshold
+        if threshold is None:
+            threshold = best_threshold(scores, targets)
+        counts = _label_counts(scores, targets, threshold)
+        precision = _ratio(counts["tp"], counts["tp"] + counts["fp"])
+        recall = _ratio(counts["tp"], counts["tp"] + counts["fn"])
+        f1 = _ratio(2 * counts["tp"], 2 * counts["tp"] + counts["fp"] + counts["fn"])
+        ap = average_precision(scores, targets)
+        return {
+            "map": _nanmean(ap),
+            "macro_f1": _nanmean(f1),
+            "macro_precision": _nanmean(precision),
+            "macro_recall": _nanmean(recall),
+            "threshold": float(threshold),
+            "average_precision": ap.tolist(),
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "f1": f1.tolist(),
+            "support": targets.sum(dim=0).tolist(),
+        }
+
+
+def _label_counts(
+    scores: torch.Tensor, targets: torch.Tensor, threshold: float
+) -> dict[str, torch.Tensor]:
+    """Per-label TP, FP and FN (float64) of the decisions ``score >= threshold``."""
+    predicted = scores >= threshold
+    positive = targets.bool()
+    return {
+        "tp": (predicted & positive).sum(dim=0).double(),
+        "fp": (predicted & ~positive).sum(dim=0).double(),
+        "fn": (~predicted & positive).sum(dim=0).double(),
+    }
+
+
+def best_threshold(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """The threshold of ``THRESHOLD_GRID`` with the highest macro F1 (the lowest of ties);
+    0.5 without scores."""
+    if not len(scores):
+        return 0.5
+    best, best_f1 = 0.5, -1.0
+    for threshold in THRESHOLD_GRID.tolist():
+        counts = _label_counts(scores, targets, threshold)
+        f1 = _nanmean(_ratio(2 * counts["tp"], 2 * counts["tp"] + counts["fp"] + counts["fn"]))
+        if not math.isnan(f1) and f1 > best_f1 + 1e-12:
+            best, best_f1 = threshold, f1
+    return round(best, 2)
+
+
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-label average precision as scikit-learn's ``average_precision_score``
+    (sum over thresholds of precision x recall increase); NaN for a label without a
+    positive example."""
+    from sklearn.metrics import average_precision_score  # heavy import, only when used
+
+    values = []
+    for c in range(scores.shape[1]):
+        column = targets[:, c].numpy()
+        if column.sum() == 0:
+            values.append(math.nan)
+        else:
+            values.append(float(average_precision_score(column, scores[:, c].numpy())))
+    return torch.tensor(values, dtype=torch.float64)

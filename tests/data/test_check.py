@@ -177,3 +177,29 @@ def test_stored_values_of_gray_and_colour_masks_are_reported_together():
     mixed = Counter({0: 10, 255: 5, (128, 64, 128): 3})
     assert json_histogram(mixed) == {"0": 10, "255": 5, "128,64,128": 3}
     assert histogram_text(mixed) == "0: 55.6%, 255: 27.8%, 128,64,128: 16.7%"
+
+
+def test_check_states_resized_masks_and_images_without_a_valid_mask(tmp_path):
+    for stem in ("a", "b", "c"):
+        save(tmp_path / "images" / f"{stem}.png", pixels(8, 12))
+    save(tmp_path / "masks" / "a.png", np.zeros((4, 6), dtype=np.uint8))  # half scale
+    save(tmp_path / "masks" / "b.png", np.zeros((8, 12), dtype=np.uint8))
+    save(tmp_path / "masks" / "c.png", np.zeros((8, 8), dtype=np.uint8))  # other aspect
+    for stem in ("a", "c"):
+        save(tmp_path / "fov" / f"{stem}.png", np.full((8, 12), 255, dtype=np.uint8))
+    cfg = make_config(
+        "segmentation",
+        format="mask_folder",
+        root=str(tmp_path),
+        num_classes=2,
+        val_fraction=0,
+        test_fraction=0,
+        resize_masks="nearest",
+        valid_mask_dir="fov",
+    )
+    report = check_data(cfg)
+    errors = {(p.kind, p.path.rsplit("/", 1)[-1]) for p in report.errors}
+    assert errors == {("missing_valid_mask", "b.png"), ("size_mismatch", "c.png")}
+    assert report.splits["train"].resized_masks == 1
+    assert report.to_dict()["splits"]["train"]["resized_masks"] == 1
+    assert any(p.kind == "resized_masks" and "1 mask(s)" in p.message for p in report.warnings)

@@ -243,3 +243,87 @@ def test_palette_png_masks_are_read_as_indices(tmp_path):
     image.save(tmp_path / "masks" / "a.png")
     splits, _ = build(seg(root=str(tmp_path), num_classes=3))
     assert torch.equal(splits["train"][0][1], torch.from_numpy(indices))
+
+
+# --------------------------------------------------------------------------- valid regions
+def fov_tree(root, suffix="_mask"):
+    """One 4x6 image, a mask of class 1 left and 0 right, a valid region of columns 0..3."""
+    save(root / "images" / "21_training.png", pixels(4, 6))
+    save(root / "masks" / "21_training.png", np.array([[1, 1, 1, 0, 0, 0]] * 4, dtype=np.uint8))
+    fov = np.zeros((4, 6), dtype=np.uint8)
+    fov[:, :4] = 255
+    save(root / "fov" / f"21_training{suffix}.gif", fov)
+    return root
+
+
+def test_pixels_outside_the_valid_region_are_ignored(tmp_path):
+    fov_tree(tmp_path)
+    cfg = seg(root=str(tmp_path), num_classes=2, valid_mask_dir="fov", valid_mask_suffix="_mask")
+    splits, _ = build(cfg)
+    _, mask = splits["train"][0]
+    assert mask[0].tolist() == [1, 1, 1, 0, 255, 255]
+    assert splits["train"].load_target(0)[0].tolist() == [1, 1, 1, 0, 255, 255]
+
+
+def test_figures_are_computed_inside_the_valid_region_only(tmp_path):
+    from pixelwise.metrics import ConfusionMatrix
+
+    fov_tree(tmp_path)
+    cfg = seg(root=str(tmp_path), num_classes=2, valid_mask_dir="fov", valid_mask_suffix="_mask")
+    splits, _ = build(cfg)
+    target = splits["train"][0][1].as_subclass(torch.Tensor).long()[None]
+    right = torch.tensor([[1, 1, 1, 0, 0, 0]] * 4)[None]
+    wrong_outside = right.clone()
+    wrong_outside[..., 4:] = 1  # mispredicted, but outside the field of view
+    figures = []
+    for preds in (right, wrong_outside):
+        matrix = ConfusionMatrix(2, ignore_index=255)
+        matrix.update(preds, target)
+        figures.append(matrix.compute("segmentation"))
+        assert int(matrix.matrix.sum()) == 4 * 4  # only the 16 pixels inside are counted
+    assert figures[0]["pixel_accuracy"] == figures[1]["pixel_accuracy"] == 1.0
+    assert figures[0]["miou"] == figures[1]["miou"] == 1.0
+
+
+def test_image_without_a_valid_mask_is_an_error_or_left_out(tmp_path):
+    fov_tree(tmp_path)
+    save(tmp_path / "images" / "22_training.png", pixels(4, 6))
+    save(tmp_path / "masks" / "22_training.png", np.zeros((4, 6), dtype=np.uint8))
+    keys = dict(num_classes=2, valid_mask_dir="fov", valid_mask_suffix="_mask")
+    with pytest.raises(DataError, match="22_training.png: no valid-region mask 22_training_mask"):
+        build(seg(root=str(tmp_path), **keys))
+    splits, _ = build(seg(root=str(tmp_path), on_error="skip", **keys))
+    assert len(splits["train"]) == 1
+    assert [p.kind for p in splits["train"].problems] == ["missing_valid_mask"]
+
+
+def test_valid_mask_folder_that_does_not_exist_is_named(tmp_path):
+    fov_tree(tmp_path)
+    with pytest.raises(DataError, match="data.valid_mask_dir=nowhere: no folder"):
+        build(seg(root=str(tmp_path), num_classes=2, valid_mask_dir="nowhere"))
+
+
+# --------------------------------------------------------------------------- resize_masks
+def test_mask_at_half_scale_is_resized_by_nearest_neighbour(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(8, 12))
+    small = np.array([[0, 1, 2, 0, 1, 2]] * 4, dtype=np.uint8)
+    save(tmp_path / "masks" / "a.png", small)
+    with pytest.raises(MaskSizeError, match="data.resize_masks=nearest"):
+        build(seg(root=str(tmp_path), num_classes=3))[0]["train"][0]
+    splits, _ = build(seg(root=str(tmp_path), num_classes=3, resize_masks="nearest"))
+    _, mask = splits["train"][0]
+    assert mask.shape == (8, 12)
+    assert torch.equal(mask, torch.from_numpy(np.kron(small, np.ones((2, 2), dtype=np.uint8))))
+    _, _, facts = splits["train"].inspect(0)
+    assert facts.mask_resized
+
+
+def test_rounded_uniform_scale_is_resized_and_another_aspect_is_refused(tmp_path):
+    save(tmp_path / "images" / "a.png", pixels(584, 565, seed=1))
+    save(tmp_path / "masks" / "a.png", np.ones((292, 282), dtype=np.uint8))  # DRIVE at 1/2
+    save(tmp_path / "images" / "b.png", pixels(8, 12))
+    save(tmp_path / "masks" / "b.png", np.ones((8, 8), dtype=np.uint8))  # another aspect
+    splits, _ = build(seg(root=str(tmp_path), num_classes=2, resize_masks="nearest"))
+    assert splits["train"][0][1].shape == (584, 565)
+    with pytest.raises(MaskSizeError, match="b.png: mask is 8x8 .* the aspect ratios differ"):
+        splits["train"][1]

@@ -53,6 +53,7 @@ FORMATS: dict[str, FormatBuilder] = {
     "digits_segmentation": digits.build_digit_segmentation,
     "image_folder": folders.build_image_folder,
     "csv": folders.build_csv,
+    "multilabel_csv": folders.build_multilabel_csv,
     "cifar10": cifar.build_cifar10,
     "cifar100": cifar.build_cifar100,
     "mask_folder": masks.build_mask_folder,
@@ -148,7 +149,12 @@ def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSp
         }
     datasets = {
         name: TransformedDataset(
-            split, build_transform(data, train=(name == data.train_split), task=task)
+            split,
+            build_transform(
+                data,
+                train=(name == data.train_split),
+                task="classification" if task == "multilabel" else task,  # same image transforms
+            ),
         )
         for name, split in raw.items()
     }

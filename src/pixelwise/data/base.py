@@ -46,6 +46,7 @@ class FileFacts:
     mask_kind: str | None = None
     mask_values: dict[Any, int] | None = None
     mask_path: str | None = None
+    mask_resized: bool = False  # resized to its image (data.resize_masks=nearest)
 
 
 class RawDataset(Dataset):

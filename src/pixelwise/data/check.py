@@ -4,12 +4,14 @@ and what would make its figures wrong.
 Reported: items per split and per class (pixels per class for segmentation), image
 sizes, file kinds (format and mode) and stored mask values per split; errors:
 unreadable, empty, truncated or non-image files, images above
-``data.max_image_pixels``, images without a mask, masks whose size differs from their
-image, mask values that are neither a class nor ``ignore_index``, class names that
-differ between splits. ``ok`` is False when any of them is an error. Warnings (masks
+``data.max_image_pixels``, images without a mask or without a valid-region mask
+(``data.valid_mask_dir``), masks whose size differs from their image (with
+``data.resize_masks=nearest``: is not a uniform scale of it), mask values that are
+neither a class nor ``ignore_index``, class names that differ between splits. ``ok`` is False when any of them is an error. Warnings (masks
 without images, classes absent from a split, folder links not followed, and the
 ``findings``: copies of images, lossy masks, masks with more values than classes, rare
-file kinds) leave it True; ``loud`` lists those that make the figures meaningless.
+file kinds, masks resized to their image) leave it True; ``loud`` lists those that make
+the figures meaningless.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class SplitReport:
     image_kinds: Counter = field(default_factory=Counter)  # "JPEG RGB" -> files
     mask_kinds: Counter = field(default_factory=Counter)  # "PNG L" -> files
     mask_values: Counter = field(default_factory=Counter)  # stored mask value -> pixels
+    resized_masks: int = 0  # masks resized to their image (data.resize_masks=nearest)
 
 
 _COUNTERS = ("sizes", "image_kinds", "mask_kinds", "mask_values")
@@ -155,7 +158,10 @@ def check_data(
             Counter(i.image_kind for i in scan.good if i.image_kind is not None),
             Counter(i.mask_kind for i in scan.good if i.mask_kind is not None),
             stored_histogram(scan.good),
+            sum(i.mask_resized for i in scan.good),
         )
+        if reports[name].resized_masks:
+            problems.append(resized_problem(name, reports[name].resized_masks))
         good[name] = scan.good
         problems += rare_kind_problems(name, scan.good)
         if not scan.items:
@@ -182,6 +188,17 @@ def check_data(
         )
     return CheckReport(
         cfg.data.format, cfg.data.root, task, class_names, reports, problems, limit is not None
+    )
+
+
+def resized_problem(split: str, count: int) -> Problem:
+    """The warning that states how many masks ``data.resize_masks=nearest`` resized."""
+    return Problem(
+        "resized_masks",
+        split,
+        f"split {split!r}: {count} mask(s) are a uniform scale of their image and were "
+        "resized to it by nearest neighbour (data.resize_masks=nearest)",
+        "warning",
     )
 
 

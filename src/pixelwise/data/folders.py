@@ -13,6 +13,12 @@ classes. ``csv``: ``data.list_file`` lines ``path,label`` (a header line
 starting with ``path``/``file``/``image`` is skipped), label a class name or an index;
 paths relative to ``data.root`` (or to the list's folder). ``{split}`` in the list file's
 name gives one list per split (``{split}.csv`` -> ``train.csv``, ``val.csv``, ...).
+
+``multilabel_csv`` (``task: multilabel``): the same lists, each image with any number of
+labels, either as one column of names split by ``data.label_separator`` (``path,labels``
+with ``cat;dog``; an empty field is an image without labels) or as one 0/1 column per
+label under a header naming them (``path,cat,dog,bird``). Items are (image, multi-hot
+vector of int64).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import csv
 import os
 from pathlib import Path
 
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, Subset
 from torchvision import tv_tensors
 
 from ..config import DataConfig
@@ -324,3 +331,142 @@ def label_index(
         return {name: i for i, name in enumerate(names)}, names
     names = list(cfg.class_names) if cfg.class_names else sorted(labels)
     return {name: i for i, name in enumerate(names)}, names
+
+
+# --------------------------------------------------------------------------- multilabel_csv
+class MultiLabelFiles(RawDataset):
+    """Image files with a set of labels each, as a multi-hot (num_classes,) vector."""
+
+    task = "multilabel"
+
+    def __init__(
+        self,
+        samples: list[tuple[str, list[int]]],
+        num_classes: int,
+        in_channels: int,
+        max_pixels: int,
+    ) -> None:
+        super().__init__()
+        self.paths = [str(path) for path, _ in samples]
+        self.label_sets = [sorted(set(labels)) for _, labels in samples]
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.max_pixels = max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> tuple[tv_tensors.Image, torch.Tensor]:
+        image = read_image(self.paths[index], self.in_channels, self.max_pixels)
+        return tv_tensors.Image(image), self.load_target(index)
+
+    def load_target(self, index: int) -> torch.Tensor:
+        target = torch.zeros(self.num_classes, dtype=torch.int64)
+        target[self.label_sets[index]] = 1
+        return target
+
+    def describe(self, index: int) -> str:
+        return self.paths[index]
+
+
+def label_matrix(dataset: Dataset) -> torch.Tensor:
+    """The (N, C) multi-hot targets of a multi-label split (carved subsets included),
+    without reading images."""
+    if isinstance(dataset, Subset):
+        return label_matrix(dataset.dataset)[list(dataset.indices)]
+    if not isinstance(dataset, MultiLabelFiles):
+        raise DataError(f"{type(dataset).__name__} is not a multi-label dataset")
+    if not len(dataset):
+        return torch.zeros(0, dataset.num_classes, dtype=torch.int64)
+    return torch.stack([dataset.load_target(i) for i in range(len(dataset))])
+
+
+_TRUE, _FALSE = ("1", "1.0", "true", "yes"), ("0", "0.0", "false", "no", "")
+
+
+def read_multilabel_list(
+    path: Path, separator: str
+) -> tuple[list[str] | None, list[tuple[int, str, list[str]]]]:
+    """(label columns of the header, or None for one column of names) and
+    (line number, image path, label names) per line."""
+    columns: list[str] | None = None
+    entries = []
+    with path.open(newline="") as f:
+        for number, row in enumerate(csv.reader(f), start=1):
+            if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+                continue
+            if number == 1 and row[0].strip().lower() in _HEADER_WORDS:
+                if len(row) > 2:
+                    columns = [name.strip() for name in row[1:]]
+                continue
+            if columns is None:
+                field = row[1] if len(row) > 1 else ""
+                labels = [label.strip() for label in field.split(separator) if label.strip()]
+            else:
+                labels = _labels_from_columns(row, columns, f"{path}:{number}")
+            entries.append((number, row[0].strip(), labels))
+    if not entries:
+        raise DataError(f"{path}: no image lines (path,labels or path,<0/1 per label>)")
+    return columns, entries
+
+
+def _labels_from_columns(row: list[str], columns: list[str], where: str) -> list[str]:
+    if len(row) != len(columns) + 1:
+        raise DataError(
+            f"{where}: {len(row) - 1} label values for the header's {len(columns)} labels"
+        )
+    labels = []
+    for name, value in zip(columns, row[1:]):
+        value = value.strip().lower()
+        if value not in _TRUE + _FALSE:
+            raise DataError(f"{where}: label {name!r} is {value!r}; label columns hold 0 or 1")
+        if value in _TRUE:
+            labels.append(name)
+    return labels
+
+
+def build_multilabel_csv(
+    cfg: DataConfig, seed: int, split_file: Path | None
+) -> tuple[dict[str, Dataset], list[str]]:
+    check_channels(cfg.in_channels)
+    if cfg.list_file is None:
+        raise DataError(
+            "data.format=multilabel_csv needs data.list_file (lines of path,labels with "
+            "labels such as cat;dog, or a header path,<label>,... and 0/1 columns)"
+        )
+    lists = list_files_by_split(cfg)
+    problems = ProblemLog(cfg.on_error)
+    tables = {name: read_multilabel_list(path, cfg.label_separator) for name, path in lists.items()}
+    columns, train_entries = tables[cfg.train_split]
+    if cfg.class_names:
+        class_names = list(cfg.class_names)
+    elif columns is not None:
+        class_names = columns
+    else:
+        class_names = sorted({label for _, _, labels in train_entries for label in labels})
+    if len(class_names) < 2:
+        raise DataError(
+            f"data.list_file={cfg.list_file}: {len(class_names)} label(s) in the training list; "
+            "multi-label classification needs at least two"
+        )
+    index = {name: i for i, name in enumerate(class_names)}
+    own: dict[str, Dataset] = {}
+    for split, (_, entries) in tables.items():
+        base = Path(cfg.root).expanduser() if cfg.root else lists[split].parent
+        samples = []
+        for line, path, labels in entries:
+            where = f"{lists[split]}:{line}"
+            unknown = [label for label in labels if label not in index]
+            if unknown:
+                problems.add("class_mismatch", where, f"{where}: unknown labels {unknown}")
+                continue
+            file = base / path
+            if not file.is_file():
+                problems.add("missing_image", file, f"{where}: listed file {file} not found")
+                continue
+            samples.append((str(file), [index[label] for label in labels]))
+        dataset = MultiLabelFiles(samples, len(class_names), cfg.in_channels, cfg.max_image_pixels)
+        dataset.problems = list(problems)
+        own[split] = dataset
+    problems.summarize(str(cfg.list_file))
+    return carve_missing_splits(own, cfg, seed, split_file), class_names

@@ -84,6 +84,9 @@ class EmptyFileError(DataError):
 
 
 class MaskSizeError(DataError):
+    """A mask whose size is not its image's (nor, with ``data.resize_masks=nearest``, a
+    uniform scale of it)."""
+
     kind = "size_mismatch"
 
 
@@ -279,6 +282,28 @@ def read_mask_file(path: str | Path, max_pixels: int = 89_478_485) -> tuple[torc
         array = array.astype(np.int64)
     tensor = torch.from_numpy(np.ascontiguousarray(array))
     return (tensor.permute(2, 0, 1).contiguous() if tensor.dim() == 3 else tensor), kind
+
+
+def uniform_scale(size: tuple[int, int], target: tuple[int, int]) -> bool:
+    """Whether ``size`` (height, width) is ``target`` scaled by one factor in both
+    directions, up to the rounding of each side to whole pixels (DRIVE at half size:
+    292x282 for 584x565). A differing aspect ratio is another crop or a wrong pairing,
+    which resizing would hide."""
+    (h, w), (th, tw) = size, target
+    if min(h, w, th, tw) <= 0:
+        return False
+    # h = s*th + e1 and w = s*tw + e2 with |e| <= 1/2 give |h*tw - w*th| <= (th + tw) / 2;
+    # the same from the other side when the mask is the larger one.
+    return 2 * abs(h * tw - w * th) <= max(th + tw, h + w)
+
+
+def resize_mask_nearest(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """An (H, W) mask at ``size`` by nearest neighbour (pixel centres, as PIL's NEAREST),
+    by indexing: any dtype, and no value that is not in the mask (classes never blend)."""
+    height, width = mask.shape[-2:]
+    rows = ((torch.arange(size[0]) + 0.5) * (height / size[0])).long().clamp(max=height - 1)
+    cols = ((torch.arange(size[1]) + 0.5) * (width / size[1])).long().clamp(max=width - 1)
+    return mask[..., rows[:, None], cols[None, :]]
 
 
 def convert_channels(image: torch.Tensor, in_channels: int) -> torch.Tensor:

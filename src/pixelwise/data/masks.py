@@ -55,10 +55,13 @@ from .io import (
     MaskValueError,
     check_channels,
     image_kind,
+    image_size,
     is_image_file,
     read_image,
     read_mask_file,
     read_mask_values,
+    resize_mask_nearest,
+    uniform_scale,
 )
 from .splits import carve_missing_splits
 
@@ -295,7 +298,14 @@ def decoder_for(
 
 # --------------------------------------------------------------------------- pairs
 class SegmentationFiles(RawDataset):
-    """Image files with a mask file each, decoded into a ``tv_tensors.Mask`` of classes."""
+    """Image files with a mask file each, decoded into a ``tv_tensors.Mask`` of classes.
+
+    ``valid_masks`` (one per pair, ``data.valid_mask_dir``): pixels outside each image's
+    valid region (a retinal image's field of view) become ``ignore_index``, so that the
+    loss and every figure count only the pixels inside. ``resize_masks="nearest"``
+    resizes a mask (and a valid-region mask) that is a uniform scale of its image to it;
+    ``"refuse"`` raises ``MaskSizeError`` for any size that differs.
+    """
 
     task = "segmentation"
 
@@ -305,6 +315,8 @@ class SegmentationFiles(RawDataset):
         decoder: MaskDecoder,
         in_channels: int,
         max_pixels: int,
+        valid_masks: list[str] | None = None,
+        resize_masks: str = "refuse",
     ) -> None:
         super().__init__()
         self.images = [str(i) for i, _ in pairs]
@@ -312,42 +324,86 @@ class SegmentationFiles(RawDataset):
         self.decoder = decoder
         self.in_channels = in_channels
         self.max_pixels = max_pixels
+        self.valid_masks = valid_masks
+        self.resize_masks = resize_masks
+        self.valid_decoder = MaskDecoder("binary", 2, max_pixels=max_pixels)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def load(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
         image = read_image(self.images[index], self.in_channels, self.max_pixels)
-        mask = self.decoder(self.masks[index])
-        self._check_size(index, image, mask)
+        mask, _ = self._target(index, self.decoder(self.masks[index]), image.shape[-2:])
         return tv_tensors.Image(image), tv_tensors.Mask(mask)
 
     def inspect(
         self, index: int, with_image: bool = True
     ) -> tuple[tv_tensors.Image | None, tv_tensors.Mask, FileFacts]:
         """``load`` that also reports the files' kinds and the mask's stored values (one
-        read of each file)."""
+        read of each file), and whether the mask was resized to its image."""
         values, mask_kind = read_mask_file(self.masks[index], self.max_pixels)
         mask = self.decoder.decode(values, self.masks[index])
         facts = FileFacts(
             mask_kind=mask_kind, mask_values=stored_values(values), mask_path=self.masks[index]
         )
         if not with_image:
+            if self._needs_image_size:
+                mask, facts.mask_resized = self._target(index, mask, self._image_size(index))
             return None, tv_tensors.Mask(mask), facts
         image = read_image(self.images[index], self.in_channels, self.max_pixels)
-        self._check_size(index, image, mask)
+        mask, facts.mask_resized = self._target(index, mask, image.shape[-2:])
         facts.image_kind = image_kind(self.images[index])
         return tv_tensors.Image(image), tv_tensors.Mask(mask), facts
 
-    def _check_size(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> None:
-        if tuple(mask.shape) != tuple(image.shape[-2:]):
+    @property
+    def _needs_image_size(self) -> bool:
+        return self.valid_masks is not None or self.resize_masks != "refuse"
+
+    def _image_size(self, index: int) -> tuple[int, int]:
+        return image_size(self.images[index], self.max_pixels)
+
+    def _target(
+        self, index: int, mask: torch.Tensor, size: Sequence[int]
+    ) -> tuple[torch.Tensor, bool]:
+        """The decoded mask at the image's ``size``, ignored outside the valid region;
+        and whether it was resized."""
+        mask, resized = self._fitted(index, mask, size, self.masks[index], "mask")
+        if self.valid_masks is not None:
+            path = self.valid_masks[index]
+            valid, _ = self._fitted(index, self.valid_decoder(path), size, path, "valid mask")
+            mask = mask.clone()
+            mask[valid == 0] = self.decoder.ignore_index
+        return mask, resized
+
+    def _fitted(
+        self, index: int, mask: torch.Tensor, size: Sequence[int], path: str, what: str
+    ) -> tuple[torch.Tensor, bool]:
+        """``mask`` as is when its size is the image's, resized under
+        ``data.resize_masks=nearest`` when it is a uniform scale of it, else refused."""
+        height, width = (int(n) for n in size)
+        if tuple(mask.shape) == (height, width):
+            return mask, False
+        message = (
+            f"{path}: {what} is {mask.shape[1]}x{mask.shape[0]} but its image "
+            f"{self.images[index]} is {width}x{height} (width x height)"
+        )
+        if self.resize_masks == "refuse":
             raise MaskSizeError(
-                f"{self.masks[index]}: mask is {mask.shape[1]}x{mask.shape[0]} but its image "
-                f"{self.images[index]} is {image.shape[2]}x{image.shape[1]} (width x height)"
+                f"{message}; data.resize_masks=nearest resizes masks that are a uniform scale "
+                "of their image"
             )
+        if not uniform_scale(tuple(mask.shape), (height, width)):
+            raise MaskSizeError(
+                f"{message}: the aspect ratios differ, so data.resize_masks=nearest does not "
+                "resize it (another crop, or a wrong pairing?)"
+            )
+        return resize_mask_nearest(mask, (height, width)), True
 
     def load_target(self, index: int) -> tv_tensors.Mask:
-        return tv_tensors.Mask(self.decoder(self.masks[index]))
+        mask = self.decoder(self.masks[index])
+        if self._needs_image_size:
+            mask, _ = self._target(index, mask, self._image_size(index))
+        return tv_tensors.Mask(mask)
 
     def describe(self, index: int) -> str:
         return self.images[index]
@@ -369,13 +425,69 @@ def build_mask_folder(
             split: pair_by_stem(images, masks, cfg.mask_suffix, problems)
             for split, (images, masks) in folder_pairs(cfg).items()
         }
+    valid: dict[str, list[str] | None] = {split: None for split in pairs}
+    if cfg.valid_mask_dir is not None:
+        for split, split_pairs in pairs.items():
+            pairs[split], valid[split] = pair_valid_masks(split_pairs, split, cfg, problems)
     own: dict[str, Dataset] = {}
     for split, split_pairs in pairs.items():
-        dataset = SegmentationFiles(split_pairs, decoder, cfg.in_channels, cfg.max_image_pixels)
+        dataset = SegmentationFiles(
+            split_pairs,
+            decoder,
+            cfg.in_channels,
+            cfg.max_image_pixels,
+            valid_masks=valid[split],
+            resize_masks=cfg.resize_masks,
+        )
         dataset.problems = list(problems)
         own[split] = dataset
     problems.summarize(str(cfg.root))
     return carve_missing_splits(own, cfg, seed, split_file), class_names
+
+
+def valid_mask_folder(cfg: DataConfig, split: str) -> Path:
+    """The folder of a split's valid-region masks: ``data.valid_mask_dir`` under the root,
+    with ``{split}`` replaced, or under ``root/<split>/`` when the splits have their own
+    folders there (as ``data.mask_dir``)."""
+    assert cfg.valid_mask_dir is not None
+    root = Path(cfg.root).expanduser() if cfg.root else Path(".")
+    if "{split}" in cfg.valid_mask_dir:
+        return root / cfg.valid_mask_dir.replace("{split}", split)
+    if (root / split / cfg.valid_mask_dir).is_dir():
+        return root / split / cfg.valid_mask_dir
+    return root / cfg.valid_mask_dir
+
+
+def pair_valid_masks(
+    pairs: list[tuple[str, str]], split: str, cfg: DataConfig, problems: ProblemLog
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """The pairs that have a valid-region mask (stem = image stem +
+    ``data.valid_mask_suffix``), and those masks; an image without one is a
+    ``missing_valid_mask`` error (its figures would count pixels outside its field of
+    view), left out under ``data.on_error=skip``."""
+    folder = valid_mask_folder(cfg, split)
+    if not folder.is_dir():
+        raise DataError(
+            f"data.valid_mask_dir={cfg.valid_mask_dir}: no folder {folder} for split {split!r} "
+            "(relative to data.root; {split} is replaced by the split name)"
+        )
+    by_stem: dict[str, Path] = {}
+    for path in image_files(folder):
+        by_stem.setdefault(path.stem, path)
+    kept, valid = [], []
+    for image, mask in pairs:
+        stem = Path(image).stem + cfg.valid_mask_suffix
+        if stem not in by_stem:
+            problems.add(
+                "missing_valid_mask",
+                image,
+                f"{image}: no valid-region mask {stem}.* in {folder} (data.valid_mask_dir, "
+                f"data.valid_mask_suffix={cfg.valid_mask_suffix!r})",
+            )
+            continue
+        kept.append((image, mask))
+        valid.append(str(by_stem[stem]))
+    return kept, valid
 
 
 def folder_pairs(cfg: DataConfig) -> dict[str, tuple[Path, Path]]:

@@ -39,6 +39,7 @@ class ItemSummary:
     mask_kind: str | None = None
     mask_values: dict[Any, int] | None = None  # stored mask value -> pixels
     mask_path: str | None = None
+    mask_resized: bool = False
 
 
 class _Summaries(Dataset):
@@ -71,6 +72,7 @@ class _Summaries(Dataset):
             return item
         item.image_kind, item.mask_kind = facts.image_kind, facts.mask_kind
         item.mask_values, item.mask_path = facts.mask_values, facts.mask_path
+        item.mask_resized = facts.mask_resized
         if image is not None:
             item.size = (int(image.shape[-2]), int(image.shape[-1]))
             pixels = image.as_subclass(torch.Tensor).contiguous()

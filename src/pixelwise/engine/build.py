@@ -114,7 +114,9 @@ def build_parts(
     plan.apply(model, 0)
 
     if loss_fn is None:
-        loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights)
+        loss_fn = build_loss(
+            cfg.loss, num_classes, cfg.data.ignore_index, class_weights, task=cfg.task
+        )
     loss_fn = loss_fn.to(device)
     accumulate = cfg.optim.accumulate_steps
     lr = peak_lr(cfg.optim, cfg.data.batch_size * ctx.world_size * accumulate)

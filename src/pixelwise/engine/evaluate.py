@@ -31,7 +31,7 @@ from ..data.io import DataError
 from ..data.stats import resolve_class_weights
 from ..log import progress
 from ..losses import build_loss
-from ..metrics import ConfusionMatrix
+from ..metrics import ConfusionMatrix, MultiLabelMetrics
 from ..models.base import split_output
 from ..run import RunDir, json_safe
 from ..runtime import select_device
@@ -50,8 +50,10 @@ def evaluate(
     predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
     topk: int = 5,
     desc: str = "eval",
-) -> tuple[float, ConfusionMatrix]:
-    """Mean loss per sample (NaN without ``loss_fn``) and the split's confusion matrix.
+    metrics: MultiLabelMetrics | None = None,
+) -> tuple[float, Any]:
+    """Mean loss per sample (NaN without ``loss_fn``) and the split's confusion matrix
+    (or, given, the ``metrics`` accumulator fed instead: multi-label).
 
     ``predict(model, images) -> logits`` replaces a plain forward pass (test-time
     augmentation, sliding windows: ``tta.make_predictor``). Losses and counts stay on
@@ -59,7 +61,7 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index, topk=topk)
+    matrix: Any = metrics or ConfusionMatrix(num_classes, ignore_index=ignore_index, topk=topk)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
     for images, targets in progress(loader, desc=desc):

@@ -10,6 +10,7 @@ the loop calls, never callbacks. ``docs/training.md`` lists every switch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -25,10 +26,12 @@ from ..card import ModelCard
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import ConfigError, ExperimentConfig, result_changing_differences
 from ..data import DataSplits, TransformedDataset, build_datasets, build_loader
+from ..data.folders import label_matrix
 from ..data.stats import resolve_class_weights
 from ..errors import UserError
 from ..log import logger, progress
-from ..metrics import ConfusionMatrix, prediction_coverage
+from ..losses import positive_weights
+from ..metrics import ConfusionMatrix, MultiLabelMetrics, prediction_coverage
 from ..models.base import split_output
 from ..run import RunDir, open_for_training, remove_if_empty_run
 from ..runtime import seed_everything
@@ -140,9 +143,7 @@ def train_one_epoch(
     keep_frozen_norms_in_eval(parts.model)
     accumulate, batches = cfg.optim.accumulate_steps, len(loader)
     confusion = (
-        ConfusionMatrix(parts.num_classes, cfg.data.ignore_index, cfg.eval.topk).to(device)
-        if cfg.train.train_metrics
-        else None
+        training_metrics(parts.num_classes, cfg).to(device) if cfg.train.train_metrics else None
     )
     limit = real_samples if real_samples is not None else math.inf
     loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
@@ -214,6 +215,10 @@ def validate(
             parts.loss_fn,
             topk=cfg.eval.topk,
             desc=prefix,
+            # multilabel: the threshold of best macro F1 on this split (the card keeps it)
+            metrics=MultiLabelMetrics(parts.num_classes, None)
+            if cfg.task == "multilabel"
+            else None,
         )
     if ctx.enabled:
         count = float(len(loader.sampler))  # type: ignore[arg-type]
@@ -222,6 +227,14 @@ def validate(
         matrix.all_reduce()
     figures = {f"{prefix}/{k}": v for k, v in matrix.compute(task=cfg.task).items()}
     return {f"{prefix}/loss": loss, **figures}, matrix
+
+
+def training_metrics(num_classes: int, cfg: ExperimentConfig) -> Any:
+    """The training figures' accumulator: a confusion matrix, or multi-label figures at
+    the threshold 0.5."""
+    if cfg.task == "multilabel":
+        return MultiLabelMetrics(num_classes, 0.5)
+    return ConfusionMatrix(num_classes, cfg.data.ignore_index, cfg.eval.topk)
 
 
 def base_lr(optimizer: torch.optim.Optimizer) -> float:
@@ -414,7 +427,9 @@ def _fit(
             ):
                 figures, matrix = validate(parts, val_loader, parts.model, "val")
                 record.update(figures)
-                if not coverage_warned and ctx.is_main:
+                if cfg.task == "multilabel":
+                    card = dataclasses.replace(card, threshold=figures["val/threshold"])
+                elif not coverage_warned and ctx.is_main:
                     coverage_warned = warn_coverage(matrix, splits.class_names, epoch + 1)
                 if parts.ema is not None:
                     record.update(validate(parts, val_loader, parts.ema.module, "val_ema")[0])
@@ -477,6 +492,10 @@ def read_data(
         user_splits(cfg, pieces) if pieces and pieces.has_data else build_datasets(cfg, run_dir)
     )
     num_classes = cfg.data.num_classes or splits.num_classes
+    if cfg.task == "multilabel":  # per-label positive weights of the BCE instead
+        train = splits.raw.get(cfg.data.train_split)
+        auto = cfg.loss.pos_weight == "auto" and train is not None
+        return splits, positive_weights(cfg.loss, label_matrix(train) if auto else None)
     return splits, resolve_class_weights(cfg.data, num_classes, run_dir, seed=cfg.seed)
 
 
