@@ -111,6 +111,11 @@ class DataConfig:
     num_samples: int = 2000  # size of the synthetic digit-segmentation set
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
     class_colors: str | list[list[int]] | None = None  # [[r, g, b]] per class, or a palette file
+    # Batch mixing in the training step (engine/mixing.py): 0 switches each off.
+    mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); classification only
+    cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha); masks too for segmentation
+    mix_prob: float = 1.0  # probability that a batch is mixed
+    mix_switch_prob: float = 0.5  # with both on: probability of CutMix rather than MixUp
 
     def check(self, need: Need) -> None:
         need(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
@@ -192,6 +197,11 @@ class DataConfig:
             "must be >= 1",
         )
         need(self.num_samples >= 1, "num_samples", "must be >= 1")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            need(getattr(self, name) >= 0, name, "must be >= 0 (0 switches it off)")
+        for name in ("mix_prob", "mix_switch_prob"):
+            p = getattr(self, name)
+            need(0 <= p <= 1, name, f"is a probability in [0, 1], got {p}")
         colors = self.class_colors
         classes = n or len(self.class_names or []) or None
         need(
@@ -503,6 +513,20 @@ class ExperimentConfig:
     def check(self, need: Need) -> None:
         need(
             self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+        mixing = self.data.mixup_alpha > 0 or self.data.cutmix_alpha > 0
+        need(
+            self.task == "classification" or self.data.mixup_alpha == 0,
+            "data.mixup_alpha",
+            "is for classification (a blend of two masks is no mask); segmentation mixes "
+            "with data.cutmix_alpha",
+        )
+        soft_unsupported = [t.name for t in self.loss.terms if t.name != "cross_entropy"]
+        need(
+            self.task != "classification" or not mixing or not soft_unsupported,
+            "loss.terms",
+            f"{', '.join(soft_unsupported)} cannot take the soft targets of MixUp/CutMix "
+            "(data.mixup_alpha, data.cutmix_alpha): use cross_entropy, or set both alphas to 0",
         )
 
 
