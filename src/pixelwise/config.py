@@ -92,6 +92,9 @@ class DataConfig:
     crop_padding: int | None = None
     random_resized_crop: bool | None = None
     random_scale: list[float] | None = None  # segmentation: [low, high] resize factors
+    auto_augment: Literal["randaugment", "trivialaugment", "augmix"] | None = None  # classif.
+    random_erasing: float = 0.0  # classification: probability of erasing a random box
+    photometric_distortion: float = 0.0  # mmseg's, image only: probability of each of 4 steps
     crop_size: list[int] | None = None  # segmentation training crops; None: image_size
     eval_size: Literal["image_size", "native"] = "image_size"  # segmentation evaluation
     normalize: bool = True
@@ -161,7 +164,7 @@ class DataConfig:
             "random_scale",
             f"must be [low, high] with 0 < low <= high, got {scale}",
         )
-        for name in ("hflip", "vflip"):
+        for name in ("hflip", "vflip", "random_erasing", "photometric_distortion"):
             p = getattr(self, name)
             need(p is None or 0 <= p <= 1, name, f"is a probability in [0, 1], got {p}")
         for name in ("rotation", "color_jitter", "crop_padding"):
@@ -513,6 +516,20 @@ class ExperimentConfig:
     def check(self, need: Need) -> None:
         need(
             self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+        for key in ("auto_augment", "random_erasing"):
+            need(
+                self.task == "classification" or not getattr(self.data, key),
+                f"data.{key}",
+                "is for classification (it would change the image without its mask); "
+                "segmentation has data.photometric_distortion and data.cutmix_alpha",
+            )
+        need(
+            self.data.in_channels in (1, 3)
+            or not (self.data.auto_augment or self.data.photometric_distortion),
+            "data.in_channels",
+            f"is {self.data.in_channels}: data.auto_augment and data.photometric_distortion "
+            "work on greyscale or RGB images",
         )
         mixing = self.data.mixup_alpha > 0 or self.data.cutmix_alpha > 0
         need(
