@@ -296,9 +296,15 @@ class OptimConfig:
     reference_batch_size: int = 256
     clip_grad_norm: float | None = None  # max L2 norm of all gradients together
     accumulate_steps: int = 1  # batches per optimiser step
+    layer_decay: float | None = None  # ViT: block i's lr * decay^(depth - i) (BEiT, timm)
 
     def check(self, need: Need) -> None:
         need(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        need(
+            self.layer_decay is None or 0 < self.layer_decay <= 1,
+            "layer_decay",
+            f"must be in (0, 1] (timm's ViT fine-tuning: 0.65-0.75), got {self.layer_decay}",
+        )
         need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         need(self.accumulate_steps >= 1, "accumulate_steps", "must be >= 1")
