@@ -115,6 +115,7 @@ class DataConfig:
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
     class_colors: str | list[list[int]] | None = None  # [[r, g, b]] per class, or a palette file
     # Batch mixing in the training step (engine/mixing.py): 0 switches each off.
+    sampler: Literal["random", "balanced"] = "random"  # balanced: 1/count(class) draws
     mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); classification only
     cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha); masks too for segmentation
     mix_prob: float = 1.0  # probability that a batch is mixed
@@ -522,6 +523,11 @@ class ExperimentConfig:
     def check(self, need: Need) -> None:
         need(
             self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+        need(
+            self.task == "classification" or self.data.sampler == "random",
+            "data.sampler",
+            "balanced draws images by their class, which segmentation images do not have",
         )
         for key in ("auto_augment", "random_erasing"):
             need(
