@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelwise.config import LossConfig, LossTerm
+from pixelwise.errors import UserError
 from pixelwise.losses import (
     CrossEntropy,
     DiceLoss,
@@ -131,3 +132,29 @@ def test_distillation_loss_is_zero_for_equal_outputs_and_scaled_by_t_squared():
     assert torch.allclose(
         distillation_loss(noisy, noisy_teacher, ignored, 2.0, IGNORE), expected, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_takes_soft_targets_smoothed_as_hard_ones(smoothing):
+    logits, target = _data()
+    loss = CrossEntropy(label_smoothing=smoothing, ignore_index=IGNORE)
+    one_hot = F.one_hot(target, 4).float()
+    assert torch.allclose(loss(logits, one_hot), loss(logits, target))
+    soft = 0.7 * one_hot + 0.3 * one_hot.roll(1, 0)
+    mixed = 0.7 * loss(logits, target) + 0.3 * loss(logits, target.roll(1, 0))
+    assert torch.allclose(loss(logits, soft), mixed)  # linear in the target
+
+
+@pytest.mark.parametrize("loss_fn", [FocalLoss(2.0), DiceLoss(1.0)], ids=["focal", "dice"])
+def test_focal_and_dice_refuse_soft_targets_naming_the_keys(loss_fn):
+    logits, target = _data()
+    with pytest.raises(UserError, match="data.mixup_alpha"):
+        loss_fn(logits, F.one_hot(target, 4).float())
+
+
+def test_distillation_takes_soft_targets_and_counts_every_sample():
+    student, target = _data(seed=1)
+    teacher, _ = _data(seed=2)
+    hard = distillation_loss(student, teacher, target, 2.0, IGNORE)
+    soft = distillation_loss(student, teacher, F.one_hot(target, 4).float(), 2.0, IGNORE)
+    assert torch.allclose(hard, soft)

@@ -92,6 +92,9 @@ class DataConfig:
     crop_padding: int | None = None
     random_resized_crop: bool | None = None
     random_scale: list[float] | None = None  # segmentation: [low, high] resize factors
+    auto_augment: Literal["randaugment", "trivialaugment", "augmix"] | None = None  # classif.
+    random_erasing: float = 0.0  # classification: probability of erasing a random box
+    photometric_distortion: float = 0.0  # mmseg's, image only: probability of each of 4 steps
     crop_size: list[int] | None = None  # segmentation training crops; None: image_size
     eval_size: Literal["image_size", "native"] = "image_size"  # segmentation evaluation
     normalize: bool = True
@@ -115,6 +118,12 @@ class DataConfig:
     num_samples: int = 2000  # size of the synthetic digit-segmentation set
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
     class_colors: str | list[list[int]] | None = None  # [[r, g, b]] per class, or a palette file
+    # Batch mixing in the training step (engine/mixing.py): 0 switches each off.
+    sampler: Literal["random", "balanced"] = "random"  # balanced: 1/count(class) draws
+    mixup_alpha: float = 0.0  # MixUp's Beta(alpha, alpha); classification only
+    cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha); masks too for segmentation
+    mix_prob: float = 1.0  # probability that a batch is mixed
+    mix_switch_prob: float = 0.5  # with both on: probability of CutMix rather than MixUp
 
     def check(self, need: Need) -> None:
         need(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
@@ -160,7 +169,7 @@ class DataConfig:
             "random_scale",
             f"must be [low, high] with 0 < low <= high, got {scale}",
         )
-        for name in ("hflip", "vflip"):
+        for name in ("hflip", "vflip", "random_erasing", "photometric_distortion"):
             p = getattr(self, name)
             need(p is None or 0 <= p <= 1, name, f"is a probability in [0, 1], got {p}")
         for name in ("rotation", "color_jitter", "crop_padding"):
@@ -201,6 +210,11 @@ class DataConfig:
             "must be >= 1",
         )
         need(self.num_samples >= 1, "num_samples", "must be >= 1")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            need(getattr(self, name) >= 0, name, "must be >= 0 (0 switches it off)")
+        for name in ("mix_prob", "mix_switch_prob"):
+            p = getattr(self, name)
+            need(0 <= p <= 1, name, f"is a probability in [0, 1], got {p}")
         colors = self.class_colors
         classes = n or len(self.class_names or []) or None
         need(
@@ -299,9 +313,15 @@ class OptimConfig:
     reference_batch_size: int = 256
     clip_grad_norm: float | None = None  # max L2 norm of all gradients together
     accumulate_steps: int = 1  # batches per optimiser step
+    layer_decay: float | None = None  # ViT: block i's lr * decay^(depth - i) (BEiT, timm)
 
     def check(self, need: Need) -> None:
         need(self.lr > 0, "lr", f"must be positive, got {self.lr}")
+        need(
+            self.layer_decay is None or 0 < self.layer_decay <= 1,
+            "layer_decay",
+            f"must be in (0, 1] (timm's ViT fine-tuning: 0.65-0.75), got {self.layer_decay}",
+        )
         need(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         need(0 <= self.momentum < 1, "momentum", f"must be in [0, 1), got {self.momentum}")
         need(self.accumulate_steps >= 1, "accumulate_steps", "must be >= 1")
@@ -545,6 +565,44 @@ class ExperimentConfig:
             "loss.pos_weight",
             "weighs positive labels of task: multilabel; for single-label classes use "
             "data.class_weights",
+        )
+        need(
+            self.task == "classification" or self.data.sampler == "random",
+            "data.sampler",
+            "balanced draws images by their class, which segmentation images do not have",
+        )
+        for key in ("auto_augment", "random_erasing"):
+            need(
+                self.task in ("classification", "multilabel") or not getattr(self.data, key),
+                f"data.{key}",
+                "is for classification (it would change the image without its mask); "
+                "segmentation has data.photometric_distortion and data.cutmix_alpha",
+            )
+        need(
+            self.data.in_channels in (1, 3)
+            or not (self.data.auto_augment or self.data.photometric_distortion),
+            "data.in_channels",
+            f"is {self.data.in_channels}: data.auto_augment and data.photometric_distortion "
+            "work on greyscale or RGB images",
+        )
+        mixing = self.data.mixup_alpha > 0 or self.data.cutmix_alpha > 0
+        need(
+            self.task != "multilabel" or not mixing,
+            "data.mixup_alpha",
+            "and data.cutmix_alpha mix single-label classes or masks, not multi-label targets",
+        )
+        need(
+            self.task == "classification" or self.data.mixup_alpha == 0,
+            "data.mixup_alpha",
+            "is for classification (a blend of two masks is no mask); segmentation mixes "
+            "with data.cutmix_alpha",
+        )
+        soft_unsupported = [t.name for t in self.loss.terms if t.name != "cross_entropy"]
+        need(
+            self.task != "classification" or not mixing or not soft_unsupported,
+            "loss.terms",
+            f"{', '.join(soft_unsupported)} cannot take the soft targets of MixUp/CutMix "
+            "(data.mixup_alpha, data.cutmix_alpha): use cross_entropy, or set both alphas to 0",
         )
 
 

@@ -1,5 +1,8 @@
 """Losses for (N, C) or (N, C, H, W) logits with (N,) or (N, H, W) targets.
 
+Cross-entropy and distillation also take (N, C) soft targets (class probabilities, as
+MixUp and CutMix make them); focal loss and Dice refuse them.
+
 Every loss honours ``ignore_index``: ignored samples or pixels add nothing to the sum
 and are not counted in the mean. ``build_loss`` sums the configured terms with their
 weights (for example cross-entropy + Dice); ``distillation_loss`` is the KL term of
@@ -21,6 +24,19 @@ from .errors import UserError
 LOSS_NAMES = ("cross_entropy", "focal", "dice")
 
 
+def is_soft(logits: torch.Tensor, target: torch.Tensor) -> bool:
+    """(N, C) float class probabilities rather than class indices."""
+    return target.is_floating_point() and target.shape == logits.shape
+
+
+def _refuse_soft(name: str, logits: torch.Tensor, target: torch.Tensor) -> None:
+    if is_soft(logits, target):
+        raise UserError(
+            f"loss {name} cannot take soft targets (data.mixup_alpha, data.cutmix_alpha): "
+            "use loss.terms=[{name: cross_entropy}] with batch mixing"
+        )
+
+
 def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, C, ...) logits and (N, ...) targets -> (M, C) and (M,), one row per sample or pixel."""
     if logits.dim() == target.dim() + 1 and logits.dim() > 2:
@@ -30,7 +46,11 @@ def _flatten(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, 
 
 class CrossEntropy(nn.Module):
     """``-sum_c q_c log p_c`` averaged over kept elements; ``q`` is the (smoothed) one-hot
-    target, each element weighted by its class weight (PyTorch's weighted mean)."""
+    target, each element weighted by its class weight (PyTorch's weighted mean).
+
+    Soft (N, C) targets are used as ``q`` directly, smoothed the same way
+    (``(1 - e) q + e / C``); with class weights the sum is ``-sum_c w_c q_c log p_c``
+    and the mean a plain one over the batch (PyTorch's rule for probabilities)."""
 
     def __init__(
         self,
@@ -46,6 +66,10 @@ class CrossEntropy(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if logits.shape[1] == 1:
             return _binary_cross_entropy(logits, target, self.ignore_index)
+        if is_soft(logits, target):  # no index to ignore: every sample counts
+            return F.cross_entropy(
+                logits, target.to(logits.dtype), self.weight, label_smoothing=self.label_smoothing
+            )
         return F.cross_entropy(
             logits,
             target,
@@ -80,6 +104,7 @@ class FocalLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _refuse_soft("focal", logits, target)
         flat, flat_target = _flatten(logits.float(), target)
         keep = flat_target != self.ignore_index
         safe_target = torch.where(keep, flat_target, torch.zeros_like(flat_target))
@@ -110,6 +135,7 @@ class DiceLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _refuse_soft("dice", logits, target)
         flat, flat_target = _flatten(logits.float(), target)
         keep = (flat_target != self.ignore_index).unsqueeze(1).float()
         safe_target = torch.where(
@@ -154,8 +180,11 @@ def distillation_loss(
     the elements whose label is not ``ignore_index``.
 
     The ``T^2`` keeps the gradient scale of the soft term independent of ``T``
-    (Hinton et al., 2015). Segmentation logits are compared pixel by pixel.
+    (Hinton et al., 2015). Segmentation logits are compared pixel by pixel. Soft (N, C)
+    targets (MixUp, CutMix) ignore nothing: every sample counts.
     """
+    if is_soft(student, target):
+        target = torch.zeros(target.shape[0], dtype=torch.long, device=target.device)
     flat_student, flat_target = _flatten(student.float(), target)
     flat_teacher, _ = _flatten(teacher.float(), target)
     log_p_student = (flat_student / temperature).log_softmax(dim=1)

@@ -149,3 +149,67 @@ def test_resize_passes_through_images_already_at_size():
     image = tv_tensors.Image(torch.zeros(3, 4, 5, dtype=torch.uint8))
     assert Resize([4, 5])(image) is image
     assert Resize([8, 10])(image).shape == (3, 8, 10)
+
+
+@pytest.mark.parametrize(
+    "policy, kind",
+    [
+        ("randaugment", v2.RandAugment),
+        ("trivialaugment", v2.TrivialAugmentWide),
+        ("augmix", v2.AugMix),
+    ],
+)
+def test_auto_augment_policies_change_the_uint8_image_before_normalising(policy, kind):
+    cfg = make_config(augment="none", auto_augment=policy, image_size=[24, 32])
+    transform = build_transform(cfg.data, True)
+    kinds = [type(s) for s in transform.transforms]
+    assert kinds == [Resize, kind, ToNormalizedFloat]
+    image = tv_tensors.Image(torch.randint(0, 256, (3, 24, 32), dtype=torch.uint8))
+    plain = build_transform(make_config(augment="none", image_size=[24, 32]).data, True)
+    torch.manual_seed(0)
+    outputs = [transform(image, 1) for _ in range(4)]
+    assert all(label == 1 and out.dtype == torch.float32 for out, label in outputs)
+    assert any(not torch.equal(out, plain(image, 1)[0]) for out, _ in outputs)
+    assert not any(isinstance(s, kind) for s in build_transform(cfg.data, False).transforms)
+
+
+def test_random_erasing_sets_a_box_of_the_normalised_image_to_zero():
+    cfg = make_config(augment="none", random_erasing=1.0, image_size=[24, 32])
+    steps = build_transform(cfg.data, True).transforms
+    assert isinstance(steps[-1], v2.RandomErasing) and steps[-1].p == 1.0
+    image = tv_tensors.Image(torch.full((3, 24, 32), 200, dtype=torch.uint8))
+    torch.manual_seed(0)
+    out, _ = build_transform(cfg.data, True)(image, 0)
+    erased = (out == 0).all(0)
+    assert 0 < erased.float().mean() < 1
+
+
+def test_photometric_distortion_changes_only_the_image():
+    cfg = make_config(
+        "segmentation", augment="none", photometric_distortion=1.0, image_size=[24, 32]
+    )
+    transform = build_transform(cfg.data, True, "segmentation")
+    image, mask = striped_pair()
+    torch.manual_seed(0)
+    out_image, out_mask = transform(image, mask)
+    assert torch.equal(out_mask, mask)
+    plain = make_config("segmentation", augment="none", image_size=[24, 32])
+    assert not torch.allclose(
+        out_image, build_transform(plain.data, True, "segmentation")(image, mask)[0]
+    )
+
+
+@pytest.mark.parametrize(
+    "task, data, key",
+    [
+        ("segmentation", {"auto_augment": "randaugment"}, "data.auto_augment"),
+        ("segmentation", {"random_erasing": 0.25}, "data.random_erasing"),
+        ("classification", {"random_erasing": 2.0}, "data.random_erasing"),
+        ("classification", {"auto_augment": "augmix", "in_channels": 4}, "data.in_channels"),
+    ],
+)
+def test_augmentations_that_cannot_work_are_refused(task, data, key):
+    from pixelwise.config import ConfigError
+
+    with pytest.raises(ConfigError, match=key):
+        make_config(task, **data)

@@ -77,3 +77,33 @@ def test_optimisers(name, cls):
         assert optimizer.defaults["nesterov"] and optimizer.defaults["momentum"] == 0.9
     else:
         assert optimizer.defaults["betas"] == (0.8, 0.99)
+
+
+def test_layer_decay_scales_each_vit_block_by_decay_to_its_distance_from_the_head():
+    from pixelwise.engine.optim import layer_decay_multipliers
+    from pixelwise.models import create_model
+
+    model = create_model("vit_tiny_cifar", num_classes=3)  # 6 blocks: layers 0..7
+    mults = layer_decay_multipliers(model, 0.5)
+    assert mults["conv_proj.weight"] == mults["encoder.pos_embedding"] == 0.5**7
+    assert mults["class_token"] == 0.5**7
+    assert mults["encoder.layers.encoder_layer_0.mlp.0.weight"] == 0.5**6
+    assert mults["encoder.layers.encoder_layer_5.ln_1.weight"] == 0.5
+    assert mults["encoder.ln.weight"] == mults["heads.head.weight"] == 1.0
+    cfg = OptimConfig(lr=1.0, layer_decay=0.5)
+    optimizer = build_optimizer(parameter_groups(model, cfg), cfg, 1.0)
+    lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    assert lr_of[id(model.conv_proj.weight)] == 0.5**7
+    assert lr_of[id(model.heads.head.weight)] == 1.0
+
+
+def test_layer_decay_on_a_model_without_a_vit_is_refused():
+    from pixelwise.config import ConfigError
+
+    cfg = OptimConfig(layer_decay=0.7)
+    with pytest.raises(ConfigError, match="optim.layer_decay"):
+        parameter_groups(nn.Sequential(nn.Linear(2, 2)), cfg)
+    with pytest.raises(ConfigError, match="optim.layer_decay"):
+        from pixelwise.config import load_config
+
+        load_config("digits", ["optim.layer_decay=1.5"])

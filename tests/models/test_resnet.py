@@ -166,3 +166,27 @@ def test_registered() -> None:
         assert f"resnet{depth}" in names
     assert create_model("resnet20").num_classes == 10
     assert create_model("resnet18", num_classes=3, in_channels=1).conv1.in_channels == 1
+
+
+def test_drop_path_decays_linearly_keeps_the_keys_and_is_the_identity_in_eval() -> None:
+    plain = resnet.resnet18(num_classes=4)
+    dropped = resnet.resnet18(num_classes=4, drop_path_rate=0.3)
+    assert list(dropped.state_dict()) == list(plain.state_dict())  # torchvision's keys
+    assert dropped.load_state_dict(plain.state_dict()) is not None
+    blocks = [b for name in dropped.stage_names for b in getattr(dropped, name)]
+    rates = [getattr(b.drop_path, "p", 0.0) for b in blocks]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(0.3)
+    assert rates == sorted(rates) and len(set(rates)) == len(rates)
+    x = torch.randn(4, 3, 32, 32)
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(x), dropped(x))
+    plain.train(), dropped.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(plain(x), dropped(x))
+
+
+def test_drop_path_rate_is_an_option_of_create_model() -> None:
+    model = create_model("resnet20", num_classes=3, drop_path_rate=0.2)
+    assert model.block_drop_rates[-1] == pytest.approx(0.2)
+    with pytest.raises((ValueError, ModelError), match="drop_path_rate"):
+        create_model("resnet20", num_classes=3, drop_path_rate=1.5)

@@ -146,3 +146,20 @@ def test_registered() -> None:
     assert vit.MODELS["vit_b_16"].input_size == (3, 224, 224)
     model = create_model("vit_tiny_cifar", num_classes=7, in_channels=1)
     assert model(torch.randn(1, 1, 32, 32)).shape == (1, 7)
+
+
+def test_drop_path_drops_residual_branches_in_training_only() -> None:
+    plain = vit.vit_tiny_cifar(num_classes=4)
+    dropped = create_model("vit_tiny_cifar", num_classes=4, drop_path_rate=0.5)
+    assert list(dropped.state_dict()) == list(plain.state_dict())
+    dropped.load_state_dict(plain.state_dict())
+    rates = [getattr(b.drop_path, "p", 0.0) for b in dropped.encoder.layers]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    x = torch.randn(4, 3, 32, 32)
+    nn.init.normal_(plain.heads.head.weight)  # a zero head would hide every difference
+    dropped.load_state_dict(plain.state_dict())
+    plain.eval(), dropped.eval()
+    assert torch.equal(plain(x), dropped(x))
+    plain.train(), dropped.train()
+    torch.manual_seed(0)
+    assert not torch.allclose(plain(x), dropped(x))

@@ -28,6 +28,7 @@ from . import cifar, digits, folders, imported, masks, oxford_pet, voc
 from .base import SKIPPED_FILE, base_datasets, skipped_files, task_of
 from .cache import CachedDataset
 from .io import DataError
+from .sampling import balanced_sampler
 from .splits import select_classes
 from .transforms import build_transform
 
@@ -258,6 +259,8 @@ def build_loader(
     """A loader with the speed settings: workers, pinned memory, persistent workers.
 
     Training drops a last incomplete batch (a batch of one breaks batch norm).
+    ``data.sampler=balanced`` replaces a training loader's sampler by the class-balanced
+    one, for this process's rank when ``sampler`` is a ``DistributedSampler``.
     """
     raw = getattr(dataset, "raw", None)
     if isinstance(raw, CachedDataset):
@@ -265,6 +268,9 @@ def build_loader(
     batch_size = cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)
     pin = cfg.pin_memory if cfg.pin_memory is not None else device.type == "cuda"
     generator = torch.Generator().manual_seed(seed)
+    if train and cfg.sampler == "balanced":
+        rank, world = getattr(sampler, "rank", 0), getattr(sampler, "num_replicas", 1)
+        sampler = balanced_sampler(dataset, seed, rank, world)
     return DataLoader(
         dataset,
         batch_size=batch_size,

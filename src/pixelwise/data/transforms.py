@@ -19,6 +19,19 @@ strong     random resized crop, hflip 0.5,       hflip 0.5, random scale 0.5-2 +
            rotation 10, colour jitter 0.3        rotation 10, colour jitter 0.3
 =========  ====================================  ======================================
 
+On top of a preset (training only, each a ``DataConfig`` switch):
+
+- ``auto_augment`` (classification): ``randaugment`` (Cubuk et al., 2020, torchvision's
+  defaults: 2 operations of magnitude 9), ``trivialaugment`` (TrivialAugmentWide, Müller
+  and Hutter, 2021: one operation of random magnitude) or ``augmix`` (Hendrycks et al.,
+  2020: a blend of augmentation chains), on the uint8 image after the geometry.
+- ``photometric_distortion`` (either task, image only): mmseg's PhotoMetricDistortion
+  (from SSD, Liu et al., 2016): brightness, contrast, saturation and hue, each applied
+  with this probability, contrast before or after the colour steps at random.
+- ``random_erasing`` (classification): a random box of the normalised image set to 0
+  (the mean) with this probability (Zhong et al., 2020, "Random Erasing Data
+  Augmentation"), as timm and torchvision's references do after normalisation.
+
 Evaluation: classification resizes to ``image_size``. Segmentation evaluates at
 ``image_size`` (``data.eval_size=image_size``: the mask is resized with nearest
 neighbour, metrics count pixels at the training resolution) or at each image's own
@@ -145,6 +158,34 @@ def _geometry(cfg: DataConfig, aug: Augmentation, task: str) -> list[v2.Transfor
     return steps
 
 
+AUTO_AUGMENT = {
+    "randaugment": v2.RandAugment,
+    "trivialaugment": v2.TrivialAugmentWide,
+    "augmix": v2.AugMix,
+}
+
+
+def photometric_distortion(p: float, channels: int) -> v2.Transform:
+    """mmseg's PhotoMetricDistortion with torchvision's operations: brightness
+    (+-32 of 255 as a factor, 0.875-1.125), contrast 0.5-1.5, saturation 0.5-1.5 and
+    hue +-18 of OpenCV's 180 (0.1 of the circle), each with probability ``p``; contrast
+    comes first or last at random. Greyscale images get brightness and contrast only."""
+
+    def maybe(**jitter: tuple[float, float]) -> v2.Transform:
+        return v2.RandomApply([v2.ColorJitter(**jitter)], p=p)
+
+    brightness, contrast = maybe(brightness=(0.875, 1.125)), maybe(contrast=(0.5, 1.5))
+    colour = [maybe(saturation=(0.5, 1.5)), maybe(hue=(-0.1, 0.1))] if channels == 3 else []
+    return v2.Compose(
+        [
+            brightness,
+            v2.RandomChoice(
+                [v2.Compose([contrast, *colour]), v2.Compose([*colour, contrast])], p=[0.5, 0.5]
+            ),
+        ]
+    )
+
+
 def build_transform(cfg: DataConfig, train: bool, task: str = "classification") -> v2.Compose:
     """The pipeline for one split: geometry, photometry (train only), to float, normalise."""
     steps: list[v2.Transform] = []
@@ -161,8 +202,14 @@ def build_transform(cfg: DataConfig, train: bool, task: str = "classification") 
             j = aug.color_jitter
             saturation = j if cfg.in_channels == 3 else None
             steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=saturation))
+        if cfg.photometric_distortion:
+            steps.append(photometric_distortion(cfg.photometric_distortion, cfg.in_channels))
+        if cfg.auto_augment and task == "classification":
+            steps.append(AUTO_AUGMENT[cfg.auto_augment]())
     elif task == "classification" or cfg.eval_size == "image_size":
         steps.append(Resize(list(cfg.image_size), antialias=True))
     mean, std = normalization(cfg) if cfg.normalize else (None, None)
     steps.append(ToNormalizedFloat(mean, std))
+    if train and cfg.random_erasing and task == "classification":
+        steps.append(v2.RandomErasing(p=cfg.random_erasing, value=0))
     return v2.Compose(steps)

@@ -41,6 +41,7 @@ from .early_stopping import EarlyStopping, figure, improved
 from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
 from .loggers import close_loggers, open_loggers
+from .mixing import batch_mixer
 from .records import epoch_line, format_rate
 from .resume import restore_training_state, training_state
 
@@ -146,6 +147,7 @@ def train_one_epoch(
         training_metrics(parts.num_classes, cfg).to(device) if cfg.train.train_metrics else None
     )
     limit = real_samples if real_samples is not None else math.inf
+    mix = batch_mixer(cfg, parts.num_classes)  # MixUp/CutMix: soft targets, hard labels
     loss_sum, seen = torch.zeros((), dtype=torch.float64, device=device), 0
     to_device = {"device": device, "non_blocking": True}
     if cfg.train.channels_last:
@@ -155,6 +157,7 @@ def train_one_epoch(
     for step, (images, targets) in enumerate(bar):
         images = images.to(**to_device)
         targets = targets.to(device, non_blocking=True)
+        images, targets, labels = mix(images, targets)
         if step % accumulate == 0:
             optimizer.zero_grad(set_to_none=True)
         last_of_group = (step + 1) % accumulate == 0 or step + 1 == batches
@@ -175,7 +178,7 @@ def train_one_epoch(
         loss_sum += loss.detach() * keep
         seen += keep
         if confusion is not None and keep:
-            confusion.update(logits.detach()[:keep], targets[:keep])
+            confusion.update(logits.detach()[:keep], labels[:keep])
         if (step + 1) % cfg.train.log_every == 0 or step + 1 == batches:
             mean = check_finite(loss_sum, seen, f"at epoch {epoch + 1}, step {step + 1}", ctx)
             if hasattr(bar, "set_postfix"):

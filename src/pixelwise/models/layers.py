@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+from torchvision.ops import StochasticDepth
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
@@ -106,3 +107,13 @@ class ConvNormAct(nn.Sequential):
             )
         )
         self.out_channels = out_channels
+
+
+def drop_path(p: float) -> nn.Module:
+    """Stochastic depth of a residual branch, or the identity for ``p = 0``."""
+    return StochasticDepth(p, mode="row") if p > 0 else nn.Identity()
+
+
+def drop_path_rates(rate: float, blocks: int) -> list[float]:
+    """timm's linear decay rule: ``rate * i / (blocks - 1)`` for block ``i``."""
+    return [rate * i / max(blocks - 1, 1) for i in range(blocks)]

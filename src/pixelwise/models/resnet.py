@@ -21,6 +21,13 @@ Layer names equal torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ``fc``)
 state dicts load unchanged. ``replace_stride_with_dilation`` (DeepLab's "atrous"
 trick) keeps a stage at the previous resolution and dilates its 3x3 convs instead,
 exactly as torchvision does, which its FCN and DeepLabV3 rely on.
+
+``drop_path_rate`` switches on stochastic depth (Huang et al., 2016, "Deep Networks with
+Stochastic Depth"): in training, each block's residual branch is dropped for a whole
+sample with a probability growing linearly from 0 at the first block to the rate at the
+last, as timm does, and the kept ones are scaled by ``1 / (1 - p)``
+(``torchvision.ops.StochasticDepth``). It has no parameters: the state-dict keys and
+torchvision's weights are unchanged, and evaluation is the plain network.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Classifier, FeatureLevel, ModelSpec
+from .layers import drop_path, drop_path_rates
 
 NormLayer = Callable[[int], nn.Module]
 Shortcut = Literal["A", "B"]
@@ -102,6 +110,7 @@ class BasicBlock(nn.Module):
         base_width: int = 64,
         dilation: int = 1,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
@@ -115,12 +124,13 @@ class BasicBlock(nn.Module):
         self.conv2 = conv3x3(channels, channels, dilation=dilation)
         self.bn2 = norm_layer(channels)
         self.downsample = downsample
+        self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -141,6 +151,7 @@ class Bottleneck(nn.Module):
         base_width: int = 64,
         dilation: int = 1,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         width = int(channels * (base_width / 64.0)) * groups
@@ -152,13 +163,14 @@ class Bottleneck(nn.Module):
         self.bn3 = norm_layer(channels * self.expansion)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
+        self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.relu(self.drop_path(out) + identity)
 
 
 Block = type[BasicBlock] | type[Bottleneck]
@@ -179,6 +191,7 @@ class ResNet(Classifier):
         replace_stride_with_dilation: one flag per stage after the first; a true flag
             keeps that stage at the previous stride and multiplies the dilation by 2.
         norm_layer: normalisation taking the channel count, e.g. ``nn.BatchNorm2d``.
+        drop_path_rate: stochastic depth of the last block (linear from 0 at the first).
     """
 
     def __init__(
@@ -195,6 +208,7 @@ class ResNet(Classifier):
         width_per_group: int = 64,
         replace_stride_with_dilation: Sequence[bool] | None = None,
         norm_layer: NormLayer = nn.BatchNorm2d,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         if len(widths) != len(layers):
@@ -216,6 +230,9 @@ class ResNet(Classifier):
         self.base_width = width_per_group
         self.norm_layer = norm_layer
         self.shortcut = shortcut
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
+        self.block_drop_rates = drop_path_rates(drop_path_rate, sum(layers))
 
         # Stem: 7x7/2 conv + 3x3/2 max-pool (stride 4), or a 3x3/1 conv for CIFAR.
         stem_width = widths[0]
@@ -264,6 +281,8 @@ class ResNet(Classifier):
             self.dilation *= stride
             stride = 1
         out_channels = channels * block.expansion
+        built = sum(len(getattr(self, name)) for name in self.stage_names)
+        rates = self.block_drop_rates[built : built + blocks]
         downsample: nn.Module | None = None
         if stride != 1 or self.inplanes != out_channels:
             if self.shortcut == "A":
@@ -274,11 +293,27 @@ class ResNet(Classifier):
                 )
         common = dict(groups=self.groups, base_width=self.base_width, norm_layer=self.norm_layer)
         stage = [
-            block(self.inplanes, channels, stride, downsample, dilation=previous_dilation, **common)
+            block(
+                self.inplanes,
+                channels,
+                stride,
+                downsample,
+                dilation=previous_dilation,
+                drop_path_rate=rates[0],
+                **common,
+            )
         ]
         self.inplanes = out_channels
-        for _ in range(1, blocks):
-            stage.append(block(out_channels, channels, dilation=self.dilation, **common))
+        for i in range(1, blocks):
+            stage.append(
+                block(
+                    out_channels,
+                    channels,
+                    dilation=self.dilation,
+                    drop_path_rate=rates[i],
+                    **common,
+                )
+            )
         return nn.Sequential(*stage)
 
     def _init_weights(self, zero_init_residual: bool) -> None:

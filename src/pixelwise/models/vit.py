@@ -20,6 +20,11 @@ works and the patch grid is ``ceil(H / p) x ceil(W / p)``.
 
 As a segmentation encoder a ViT is single-scale: ``forward_pyramid`` returns one map,
 the patch tokens reshaped to ``(N, dim, ceil(H / p), ceil(W / p))`` at stride p.
+
+``drop_path_rate`` switches on stochastic depth (Huang et al., 2016; DeiT's and timm's
+ViT recipes): in training each block's two residual branches are dropped per sample
+with a probability rising linearly from 0 at the first block to the rate at the last;
+it has no parameters, so the state-dict keys (and torchvision's weights) are unchanged.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import Classifier, FeatureLevel, ModelSpec
+from .layers import drop_path, drop_path_rates
 
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
 
@@ -87,7 +93,13 @@ class EncoderBlock(nn.Module):
     """One pre-norm transformer block: ``x + MSA(LN(x))`` then ``x + MLP(LN(x))``."""
 
     def __init__(
-        self, dim: int, num_heads: int, mlp_dim: int, dropout: float, attention_dropout: float
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_dim: int,
+        dropout: float,
+        attention_dropout: float,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.ln_1 = LayerNorm(dim)
@@ -95,10 +107,11 @@ class EncoderBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.ln_2 = LayerNorm(dim)
         self.mlp = mlp(dim, mlp_dim, dropout)
+        self.drop_path = drop_path(drop_path_rate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.self_attention(self.ln_1(x)))
-        return x + self.mlp(self.ln_2(x))
+        x = x + self.drop_path(self.dropout(self.self_attention(self.ln_1(x))))
+        return x + self.drop_path(self.mlp(self.ln_2(x)))
 
 
 class Encoder(nn.Module):
@@ -113,6 +126,7 @@ class Encoder(nn.Module):
         mlp_dim: int,
         dropout: float,
         attention_dropout: float,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.grid_size = grid_size
@@ -122,9 +136,9 @@ class Encoder(nn.Module):
         blocks = OrderedDict(
             (
                 f"encoder_layer_{i}",
-                EncoderBlock(dim, num_heads, mlp_dim, dropout, attention_dropout),
+                EncoderBlock(dim, num_heads, mlp_dim, dropout, attention_dropout, rate),
             )
-            for i in range(num_layers)
+            for i, rate in enumerate(drop_path_rates(drop_path_rate, num_layers))
         )
         self.layers = nn.Sequential(blocks)
         self.ln = LayerNorm(dim)
@@ -168,8 +182,11 @@ class VisionTransformer(Classifier):
         dropout: float = 0.0,
         attention_dropout: float = 0.0,
         representation_size: int | None = None,
+        drop_path_rate: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0 <= drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate}")
         if image_size % patch_size:
             raise ValueError(
                 f"image_size {image_size} must be a multiple of patch_size {patch_size} "
@@ -188,6 +205,7 @@ class VisionTransformer(Classifier):
             mlp_dim,
             dropout,
             attention_dropout,
+            drop_path_rate,
         )
         heads: OrderedDict[str, nn.Module] = OrderedDict()
         if representation_size is not None:
@@ -252,6 +270,7 @@ def vit_b_16(
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
     representation_size: int | None = None,
+    drop_path_rate: float = 0.0,
 ) -> VisionTransformer:
     """ViT-B/16: 16 x 16 patches, 12 blocks of width 768, 12 heads, MLP 3072; 86.6M parameters."""
     return VisionTransformer(
@@ -266,6 +285,7 @@ def vit_b_16(
         dropout=dropout,
         attention_dropout=attention_dropout,
         representation_size=representation_size,
+        drop_path_rate=drop_path_rate,
     )
 
 
@@ -275,6 +295,7 @@ def vit_tiny_cifar(
     image_size: int = 32,
     dropout: float = 0.0,
     attention_dropout: float = 0.0,
+    drop_path_rate: float = 0.0,
 ) -> VisionTransformer:
     """A ViT for 32 x 32 images: 4 x 4 patches (an 8 x 8 grid of 64 tokens + the class token),
     ViT-Ti's width (dim 192, 3 heads, MLP 768) at half its depth (6 blocks).
@@ -295,6 +316,7 @@ def vit_tiny_cifar(
         in_channels=in_channels,
         dropout=dropout,
         attention_dropout=attention_dropout,
+        drop_path_rate=drop_path_rate,
     )
 
 
