@@ -408,7 +408,8 @@ class DistillConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # with max_minutes: an upper bound
+    max_minutes: float | None = None  # time budget of training steps; the schedule spans it
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
@@ -430,6 +431,11 @@ class TrainConfig:
 
     def check(self, need: Need) -> None:
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        need(
+            self.max_minutes is None or self.max_minutes > 0,
+            "max_minutes",
+            f"must be positive (minutes of training) or null, got {self.max_minutes}",
+        )
         need(0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
         need(self.keep_best >= 1, "keep_best", f"must be >= 1, got {self.keep_best}")
         need(
@@ -503,6 +509,12 @@ class ExperimentConfig:
     def check(self, need: Need) -> None:
         need(
             self.name.strip() != "" and "/" not in self.name, "name", "must be a plain folder name"
+        )
+        need(
+            self.train.max_minutes is None or self.schedule.name in ("cosine", "poly", "constant"),
+            "train.max_minutes",
+            f"defines the schedule in time, which schedule.name={self.schedule.name} (in epochs) "
+            "cannot follow: use schedule.name=cosine, poly or constant",
         )
 
 

@@ -39,6 +39,7 @@ from .evaluate import evaluate
 from .finetune import keep_frozen_norms_in_eval
 from .records import epoch_line, format_rate, open_tensorboard
 from .resume import restore_training_state, training_state
+from .schedule import BudgetScheduler
 
 __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
 
@@ -125,13 +126,18 @@ def check_finite(loss_sum: torch.Tensor, seen: int, where: str, ctx: ddp.DistCon
 
 # --------------------------------------------------------------------------- one epoch
 def train_one_epoch(
-    parts: TrainParts, loader: DataLoader, epoch: int, real_samples: int | None = None
+    parts: TrainParts,
+    loader: DataLoader,
+    epoch: int,
+    real_samples: int | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``: forward under autocast, scaled backward, an optimiser
     and schedule step every ``optim.accumulate_steps`` batches, EMA update.
 
     ``real_samples``: how many of this process's samples are not ``DistributedSampler``
-    padding; only those enter the training figures.
+    padding; only those enter the training figures. ``stop`` (the time budget) ends the
+    epoch after the optimiser step at which it returns True.
     """
     cfg, ctx, device = parts.cfg, parts.ctx, parts.device
     model, optimizer = parts.forward_model, parts.optimizer
@@ -181,6 +187,8 @@ def train_one_epoch(
                 bar.set_postfix(
                     loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", speed=format_rate(rate)
                 )
+        if last_of_group and stop is not None and stop():
+            break
     elapsed = time.perf_counter() - started
     totals = ddp.all_reduce_sum(torch.stack([loss_sum, loss_sum.new_tensor(seen)]), ctx)
     stats = {
@@ -396,8 +404,12 @@ def _fit(
     real = ddp.real_samples(len(train_set), ctx.rank, ctx.world_size) if ctx.enabled else None
     coverage_warned = False
     stopped_early = False
+    budget = parts.scheduler if isinstance(parts.scheduler, BudgetScheduler) else None
+    budget_spent = None if budget is None else (lambda: budget.spent)
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
+            if budget is not None and budget.spent:
+                break
             if parts.plan.apply(parts.model, epoch):
                 parts.rewrap()
                 logger.info(
@@ -406,13 +418,16 @@ def _fit(
                 )
             reseed_epoch(train_loader, cfg.seed, epoch, ctx)
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": base_lr(parts.optimizer)}
-            stats = train_one_epoch(parts, train_loader, epoch, real)
+            if budget is not None:
+                budget.start_clock()
+            stats = train_one_epoch(parts, train_loader, epoch, real, stop=budget_spent)
+            if budget is not None:
+                budget.stop_clock()
+            last_epoch = epoch + 1 == cfg.train.epochs or (budget is not None and budget.spent)
             record["lr_end"] = base_lr(parts.optimizer)
             record.update(stats)
             check_parameters_finite(parts.model, epoch + 1)
-            if val_loader is not None and (
-                (epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == cfg.train.epochs
-            ):
+            if val_loader is not None and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
                 figures, matrix = validate(parts, val_loader, parts.model, "val")
                 record.update(figures)
                 if not coverage_warned and ctx.is_main:
@@ -449,6 +464,12 @@ def _fit(
     finally:
         if tensorboard is not None:
             tensorboard.close()
+    if budget is not None and not budget.spent and not stopped_early:
+        logger.warning(
+            f"train.epochs={cfg.train.epochs} ended the run after {budget.elapsed_seconds / 60:.1f} "
+            f"of train.max_minutes={cfg.train.max_minutes:g}: the learning rate did not reach "
+            "its floor (raise train.epochs, the upper bound under a time budget)"
+        )
     return TrainResult(
         run_dir=run.path,
         best_metric=metric,
