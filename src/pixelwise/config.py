@@ -410,6 +410,7 @@ class DistillConfig:
 class TrainConfig:
     epochs: int = 10  # with max_minutes: an upper bound
     max_minutes: float | None = None  # time budget of training steps; the schedule spans it
+    save_every_steps: int | None = None  # also write last.pt every N optimiser steps
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
@@ -444,6 +445,11 @@ class TrainConfig:
             f"averages the keep_best checkpoints: set train.keep_best >= 2 (got {self.keep_best})",
         )
         need(self.val_every >= 1, "val_every", f"must be >= 1, got {self.val_every}")
+        need(
+            self.save_every_steps is None or self.save_every_steps >= 1,
+            "save_every_steps",
+            f"must be >= 1 (optimiser steps) or null, got {self.save_every_steps}",
+        )
         need(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         need(self.gif_images >= 1, "gif_images", "must be >= 1")
         need(
@@ -940,6 +946,7 @@ RESULT_NEUTRAL_KEYS = frozenset(
         # what is written about the run, not what it learns
         "train.log_every",
         "train.keep_best",
+        "train.save_every_steps",
         "train.train_metrics",
         "train.tensorboard",
         "train.report",

@@ -192,3 +192,44 @@ def test_a_time_budget_stops_mid_epoch_at_the_floor_and_resumes_exactly(
     again = fit(cfg, run_dir=tmp_path / "cut", resume=True)
     assert again.epochs_run == 2
     assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 8
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_a_run_killed_mid_epoch_resumes_from_its_step_bit_identical(
+    small_digits, tmp_path, monkeypatch, scenario
+):
+    # 5 batches an epoch; a step checkpoint every 2 optimiser steps. Killed right after
+    # the one taken inside epoch 2, the resumed run skips the batches it holds.
+    cfg = small_digits(
+        "train.epochs=3", "data.num_workers=0", "train.save_every_steps=2", *SCENARIOS[scenario]
+    )
+    whole = fit(cfg, run_dir=tmp_path / "whole")
+
+    original = trainer.save_step_checkpoint
+    killed_at = []
+
+    def save_then_die(state, run):
+        original(state, run)
+        if state["epoch"] == 1:
+            killed_at.append(state["batch"])
+            raise Interrupted
+
+    monkeypatch.setattr(trainer, "save_step_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        fit(cfg, run_dir=tmp_path / "cut")
+    monkeypatch.undo()
+    assert 0 < killed_at[0] < 5  # inside epoch 2
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["batch"] == killed_at[0]
+    resumed = fit(cfg, run_dir=tmp_path / "cut", resume=True)
+
+    assert [r["epoch"] for r in RunDir(tmp_path / "cut").metrics()] == [1, 2, 3]
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    if a["ema"] is not None:
+        for key, value in a["ema"]["model"].items():
+            assert torch.equal(value, b["ema"]["model"][key]), key
+    assert _figures(tmp_path / "cut")[2] == _figures(tmp_path / "whole")[2]  # epoch 3 whole
+    assert resumed.history[-1]["val/loss"] == whole.history[-1]["val/loss"]
