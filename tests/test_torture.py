@@ -665,8 +665,8 @@ def _(t: Torture) -> None:
 
     original = trainer.train_one_epoch
 
-    def explodes_at_the_end_of_epoch_two(parts, loader, epoch, real=None):
-        stats = original(parts, loader, epoch, real)
+    def explodes_at_the_end_of_epoch_two(parts, loader, epoch, real=None, **kwargs):
+        stats = original(parts, loader, epoch, real, **kwargs)
         if epoch == 1:
             with torch.no_grad():
                 next(parts.model.parameters()).fill_(float("inf"))

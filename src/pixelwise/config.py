@@ -444,7 +444,9 @@ class DistillConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
+    epochs: int = 10  # with max_minutes: an upper bound
+    max_minutes: float | None = None  # time budget of training steps; the schedule spans it
+    save_every_steps: int | None = None  # also write last.pt every N optimiser steps
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
@@ -468,6 +470,11 @@ class TrainConfig:
 
     def check(self, need: Need) -> None:
         need(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        need(
+            self.max_minutes is None or self.max_minutes > 0,
+            "max_minutes",
+            f"must be positive (minutes of training) or null, got {self.max_minutes}",
+        )
         need(0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
         need(self.keep_best >= 1, "keep_best", f"must be >= 1, got {self.keep_best}")
         need(
@@ -476,6 +483,11 @@ class TrainConfig:
             f"averages the keep_best checkpoints: set train.keep_best >= 2 (got {self.keep_best})",
         )
         need(self.val_every >= 1, "val_every", f"must be >= 1, got {self.val_every}")
+        need(
+            self.save_every_steps is None or self.save_every_steps >= 1,
+            "save_every_steps",
+            f"must be >= 1 (optimiser steps) or null, got {self.save_every_steps}",
+        )
         need(self.log_every >= 1, "log_every", f"must be >= 1, got {self.log_every}")
         need(self.gif_images >= 1, "gif_images", "must be >= 1")
         need(
@@ -603,6 +615,12 @@ class ExperimentConfig:
             "loss.terms",
             f"{', '.join(soft_unsupported)} cannot take the soft targets of MixUp/CutMix "
             "(data.mixup_alpha, data.cutmix_alpha): use cross_entropy, or set both alphas to 0",
+        )
+        need(
+            self.train.max_minutes is None or self.schedule.name in ("cosine", "poly", "constant"),
+            "train.max_minutes",
+            f"defines the schedule in time, which schedule.name={self.schedule.name} (in epochs) "
+            "cannot follow: use schedule.name=cosine, poly or constant",
         )
 
 
@@ -1028,6 +1046,7 @@ RESULT_NEUTRAL_KEYS = frozenset(
         # what is written about the run, not what it learns
         "train.log_every",
         "train.keep_best",
+        "train.save_every_steps",
         "train.train_metrics",
         "train.tensorboard",
         "train.loggers",

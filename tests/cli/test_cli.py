@@ -10,7 +10,18 @@ import pytest
 from pixelwise.cli import COMMANDS, build_parser, main, parse_args
 from pixelwise.config import load_config
 
-SUBCOMMANDS = ["train", "eval", "predict", "analyze", "export", "models", "data", "demo", "report"]
+SUBCOMMANDS = [
+    "train",
+    "eval",
+    "predict",
+    "analyze",
+    "export",
+    "models",
+    "data",
+    "demo",
+    "report",
+    "tune",
+]
 
 
 def test_top_level_help_lists_every_subcommand(capsys):

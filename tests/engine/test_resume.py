@@ -15,7 +15,7 @@ import torch
 
 from pixelwise.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pixelwise.config import ConfigError
-from pixelwise.engine import fit, trainer
+from pixelwise.engine import fit, schedule, trainer
 from pixelwise.engine.resume import rng_state, set_rng_state
 from pixelwise.run import RunDir
 
@@ -138,3 +138,98 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     assert torch.equal(torch.rand(3), expected[0])
     assert np.array_equal(np.random.rand(3), expected[1])
     assert random.random() == expected[2]
+
+
+class FakeClock:
+    """``schedule.now`` advancing one second at every reading: the training clock reads
+    it when it starts, at every optimiser step and when it stops."""
+
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def __call__(self) -> float:
+        self.time += 1.0
+        return self.time
+
+
+def test_a_time_budget_stops_mid_epoch_at_the_floor_and_resumes_exactly(
+    small_digits, tmp_path, monkeypatch
+):
+    # 5 steps per epoch; epoch 1 spends 6 fake seconds (5 steps and the end of the
+    # epoch), the 8.4-second budget is spent by step 3 of epoch 2, long before 5 epochs.
+    cfg = small_digits(
+        "train.epochs=5",
+        "train.max_minutes=0.14",
+        "schedule.min_lr_factor=0.1",
+        "data.num_workers=0",
+        "schedule.warmup_fraction=0.2",
+        "schedule.warmup_epochs=0",
+    )
+    monkeypatch.setattr(schedule, "now", FakeClock())
+    whole = fit(cfg, run_dir=tmp_path / "whole")
+    assert whole.epochs_run == 2
+    assert whole.history[-1]["train/samples"] == 3 * 32  # stopped after step 3 of epoch 2
+    assert "val/accuracy" in whole.history[-1]  # the last (budget) epoch is validated
+    assert whole.history[-1]["lr_end"] == pytest.approx(0.1 * cfg.optim.lr)  # the floor
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    assert a["step"] == 8
+    assert a["scheduler"]["elapsed_seconds"] == 10.0  # the budget, and the epoch's end
+
+    monkeypatch.setattr(schedule, "now", FakeClock())
+    _interrupt_after(monkeypatch, epoch=1)
+    with pytest.raises(Interrupted):
+        fit(cfg, run_dir=tmp_path / "cut")
+    monkeypatch.undo()
+    monkeypatch.setattr(schedule, "now", FakeClock())  # a new process: another time origin
+    resumed = fit(cfg, run_dir=tmp_path / "cut", resume=True)
+    assert resumed.epochs_run == 2
+    assert _figures(tmp_path / "cut") == _figures(tmp_path / "whole")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert b["step"] == 8 and b["scheduler"]["elapsed_seconds"] == 10.0
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    # resumed once more with the budget spent: nothing left to train
+    again = fit(cfg, run_dir=tmp_path / "cut", resume=True)
+    assert again.epochs_run == 2
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["step"] == 8
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_a_run_killed_mid_epoch_resumes_from_its_step_bit_identical(
+    small_digits, tmp_path, monkeypatch, scenario
+):
+    # 5 batches an epoch; a step checkpoint every 2 optimiser steps. Killed right after
+    # the one taken inside epoch 2, the resumed run skips the batches it holds.
+    cfg = small_digits(
+        "train.epochs=3", "data.num_workers=0", "train.save_every_steps=2", *SCENARIOS[scenario]
+    )
+    whole = fit(cfg, run_dir=tmp_path / "whole")
+
+    original = trainer.save_step_checkpoint
+    killed_at = []
+
+    def save_then_die(state, run):
+        original(state, run)
+        if state["epoch"] == 1:
+            killed_at.append(state["batch"])
+            raise Interrupted
+
+    monkeypatch.setattr(trainer, "save_step_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        fit(cfg, run_dir=tmp_path / "cut")
+    monkeypatch.undo()
+    assert 0 < killed_at[0] < 5  # inside epoch 2
+    assert load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")["batch"] == killed_at[0]
+    resumed = fit(cfg, run_dir=tmp_path / "cut", resume=True)
+
+    assert [r["epoch"] for r in RunDir(tmp_path / "cut").metrics()] == [1, 2, 3]
+    a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"]
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    if a["ema"] is not None:
+        for key, value in a["ema"]["model"].items():
+            assert torch.equal(value, b["ema"]["model"][key]), key
+    assert _figures(tmp_path / "cut")[2] == _figures(tmp_path / "whole")[2]  # epoch 3 whole
+    assert resumed.history[-1]["val/loss"] == whole.history[-1]["val/loss"]

@@ -8,8 +8,10 @@ import math
 import pytest
 import torch
 
-from pixelwise.config import OptimConfig, ScheduleConfig
+from pixelwise.config import ConfigError, OptimConfig, ScheduleConfig, load_config
+from pixelwise.engine import schedule
 from pixelwise.engine.schedule import (
+    BudgetScheduler,
     build_scheduler,
     lr_factor,
     peak_lr,
@@ -98,3 +100,70 @@ def test_warmup_fraction_scales_with_the_training():
     assert warmup_steps(cfg, 100, 10) == 23
     assert warmup_steps(cfg, 1000, 10) == 230
     assert lr_factor(cfg, 100, 10)(23) == pytest.approx(1.0)
+
+
+class FakeClock:
+    """``schedule.now`` advancing one second at every reading."""
+
+    def __init__(self) -> None:
+        self.time = 100.0
+
+    def __call__(self) -> float:
+        self.time += 1.0
+        return self.time
+
+
+def test_a_time_budget_ends_at_its_floor_and_its_state_continues(monkeypatch):
+    monkeypatch.setattr(schedule, "now", FakeClock())
+    cfg = ScheduleConfig("cosine", warmup_fraction=0.2, min_lr_factor=0.1)
+
+    def make():
+        param = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([param], lr=1.0)
+        return opt, build_scheduler(opt, cfg, epochs=99, steps_per_epoch=7, max_minutes=10 / 60)
+
+    opt, sched = make()
+    assert isinstance(sched, BudgetScheduler)
+    sched.start_clock()
+    lrs = []
+    while not sched.spent:
+        opt.step()
+        sched.step()  # one fake second per step
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(0.01 + 0.99 * 0.5)  # 1 of the 2 warmup seconds
+    assert lrs[1] == pytest.approx(1.0)
+    assert lrs[5] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 4 / 8)))
+    assert len(lrs) == 10 and lrs[-1] == pytest.approx(0.1)  # the floor, at the budget
+    sched.stop_clock()
+
+    opt, sched = make()
+    sched.start_clock()
+    for _ in range(4):
+        opt.step(), sched.step()
+    sched.stop_clock()  # validation and checkpoints run on the stopped clock
+    saved = torch.load(_roundtrip(sched.state_dict()), weights_only=True)
+    assert saved["elapsed_seconds"] == 5.0  # 4 steps and the rest of the epoch
+    again_opt, again = make()
+    again.load_state_dict(saved)
+    again.start_clock()
+    steps = 0
+    while not again.spent:
+        again_opt.step(), again.step()
+        steps += 1
+    assert steps == 5 and again_opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def _roundtrip(state):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_a_time_budget_refuses_schedules_in_epochs():
+    with pytest.raises(ConfigError, match="'train.max_minutes' defines the schedule in time"):
+        load_config("digits", ["train.max_minutes=5", "schedule.name=step"])
+    with pytest.raises(ConfigError, match="'train.max_minutes' must be positive"):
+        load_config("digits", ["train.max_minutes=0"])

@@ -20,9 +20,9 @@ import traceback
 from .. import __version__
 from ..errors import UserError
 from ..log import setup_logging
-from . import analyze, data, demo, evaluate, export, models, predict, report, train
+from . import analyze, data, demo, evaluate, export, models, predict, report, train, tune
 
-COMMANDS = [train, evaluate, predict, analyze, export, models, data, demo, report]
+COMMANDS = [train, evaluate, predict, analyze, export, models, data, demo, report, tune]
 
 
 def build_parser() -> argparse.ArgumentParser:

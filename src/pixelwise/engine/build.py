@@ -18,7 +18,7 @@ from .ema import ModelEma
 from .finetune import FinetunePlan
 from .optim import build_optimizer, parameter_groups
 from .precision import Precision
-from .schedule import build_scheduler, peak_lr, steps_per_epoch
+from .schedule import budget_sync, build_scheduler, peak_lr, steps_per_epoch
 
 
 def sample_images(loader: Iterable, max_images: int = 5000) -> torch.Tensor:
@@ -123,7 +123,12 @@ def build_parts(
     groups = parameter_groups(model, cfg.optim, plan.lr_multipliers(), include=plan.trainable)
     optimizer = build_optimizer(groups, cfg.optim, lr)
     scheduler = build_scheduler(
-        optimizer, cfg.schedule, cfg.train.epochs, steps_per_epoch(batches_per_epoch, accumulate)
+        optimizer,
+        cfg.schedule,
+        cfg.train.epochs,
+        steps_per_epoch(batches_per_epoch, accumulate),
+        cfg.train.max_minutes,
+        budget_sync(ctx),
     )
     ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
     distill = None

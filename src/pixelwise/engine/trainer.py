@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..card import ModelCard
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -44,6 +45,7 @@ from .loggers import close_loggers, open_loggers
 from .mixing import batch_mixer
 from .records import epoch_line, format_rate
 from .resume import restore_training_state, training_state
+from .schedule import BudgetScheduler
 
 __all__ = ["EpochEnd", "NonFiniteLossError", "TrainResult", "fit"]
 
@@ -130,13 +132,19 @@ def check_finite(loss_sum: torch.Tensor, seen: int, where: str, ctx: ddp.DistCon
 
 # --------------------------------------------------------------------------- one epoch
 def train_one_epoch(
-    parts: TrainParts, loader: DataLoader, epoch: int, real_samples: int | None = None
+    parts: TrainParts,
+    loader: DataLoader,
+    epoch: int,
+    real_samples: int | None = None,
+    after_step: Callable[[int], bool] | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader``: forward under autocast, scaled backward, an optimiser
     and schedule step every ``optim.accumulate_steps`` batches, EMA update.
 
     ``real_samples``: how many of this process's samples are not ``DistributedSampler``
-    padding; only those enter the training figures.
+    padding; only those enter the training figures. ``after_step(batches done)`` is
+    called after every optimiser step (mid-epoch checkpoints); True ends the epoch there
+    (the time budget is spent).
     """
     cfg, ctx, device = parts.cfg, parts.ctx, parts.device
     model, optimizer = parts.forward_model, parts.optimizer
@@ -186,6 +194,8 @@ def train_one_epoch(
                 bar.set_postfix(
                     loss=f"{mean:.4f}", lr=f"{base_lr(optimizer):.2e}", speed=format_rate(rate)
                 )
+        if last_of_group and after_step is not None and after_step(step + 1):
+            break
     elapsed = time.perf_counter() - started
     totals = ddp.all_reduce_sum(torch.stack([loss_sum, loss_sum.new_tensor(seen)]), ctx)
     stats = {
@@ -383,7 +393,7 @@ def _fit(
     if pieces.model is not None:
         card = card.for_module(pieces.model)
     best: dict[str, Any] = {"metric": metric, "value": None, "epoch": -1, "top": []}
-    start_epoch, history = 0, []
+    start_epoch, history, skip = 0, [], 0
     if resume:
         path = run.checkpoint_file("last")
         state = load_checkpoint(path)
@@ -394,9 +404,11 @@ def _fit(
             state["best_epoch"],
         )
         best["top"] = [list(entry) for entry in state.get("top_k") or []]
+        skip = int(state.get("batch", 0))  # batches of the next epoch a step checkpoint holds
         if ctx.is_main:
             history = run.truncate_metrics(start_epoch)
-            logger.info(f"resuming {run.path} after epoch {start_epoch}")
+            within = f" and {skip} batches of epoch {start_epoch + 1}" if skip else ""
+            logger.info(f"resuming {run.path} after epoch {start_epoch}{within}")
         history = ddp.broadcast_object(history, ctx)
 
     stop = cfg.train.early_stopping
@@ -411,8 +423,11 @@ def _fit(
     real = ddp.real_samples(len(train_set), ctx.rank, ctx.world_size) if ctx.enabled else None
     coverage_warned = False
     stopped_early = False
+    budget = parts.scheduler if isinstance(parts.scheduler, BudgetScheduler) else None
     try:
         for epoch in range(start_epoch, cfg.train.epochs):
+            if budget is not None and budget.spent:
+                break
             if parts.plan.apply(parts.model, epoch):
                 parts.rewrap()
                 logger.info(
@@ -420,14 +435,20 @@ def _fit(
                     f"{len(parts.plan.stages)} stages train from epoch {epoch + 1}"
                 )
             reseed_epoch(train_loader, cfg.seed, epoch, ctx)
+            skip_batches(train_loader, skip)
+            after_step = step_hook(parts, run, card, best, epoch, skip, len(train_loader), budget)
+            skip = 0
             record: dict[str, Any] = {"epoch": epoch + 1, "lr": base_lr(parts.optimizer)}
-            stats = train_one_epoch(parts, train_loader, epoch, real)
+            if budget is not None:
+                budget.start_clock()
+            stats = train_one_epoch(parts, train_loader, epoch, real, after_step=after_step)
+            if budget is not None:
+                budget.stop_clock()
+            last_epoch = epoch + 1 == cfg.train.epochs or (budget is not None and budget.spent)
             record["lr_end"] = base_lr(parts.optimizer)
             record.update(stats)
             check_parameters_finite(parts.model, epoch + 1)
-            if val_loader is not None and (
-                (epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == cfg.train.epochs
-            ):
+            if val_loader is not None and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
                 figures, matrix = validate(parts, val_loader, parts.model, "val")
                 record.update(figures)
                 if cfg.task == "multilabel":
@@ -465,6 +486,12 @@ def _fit(
                 break
     finally:
         close_loggers(loggers)
+    if budget is not None and not budget.spent and not stopped_early:
+        logger.warning(
+            f"train.epochs={cfg.train.epochs} ended the run after {budget.elapsed_seconds / 60:.1f} "
+            f"of train.max_minutes={cfg.train.max_minutes:g}: the learning rate did not reach "
+            "its floor (raise train.epochs, the upper bound under a time budget)"
+        )
     return TrainResult(
         run_dir=run.path,
         best_metric=metric,
@@ -528,6 +555,67 @@ def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext
     loader.generator.manual_seed((seed + epoch) * ctx.world_size + ctx.rank)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
+
+
+class SkippingSampler(Sampler[int]):
+    """A training sampler whose next pass leaves out its first ``skip`` indices: the
+    epoch's order is drawn whole (it depends on (seed, epoch, rank) only), then the
+    batches a mid-epoch checkpoint had already trained are passed over, without loading
+    them (loading would draw augmentation randomness)."""
+
+    def __init__(self, base: Sampler[int]) -> None:
+        self.base = base
+        self.skip = 0
+
+    def __iter__(self) -> Iterator[int]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.base), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.base) - self.skip  # type: ignore[arg-type]
+
+
+def skip_batches(loader: DataLoader, batches: int) -> None:
+    """The loader's next pass starts after its first ``batches`` batches."""
+    sampler = loader.batch_sampler
+    if batches == 0 and not isinstance(getattr(sampler, "sampler", None), SkippingSampler):
+        return
+    if not isinstance(sampler.sampler, SkippingSampler):  # type: ignore[union-attr]
+        sampler.sampler = SkippingSampler(sampler.sampler)  # type: ignore[union-attr]
+    sampler.sampler.skip = batches * loader.batch_size  # type: ignore[union-attr, operator]
+
+
+def step_hook(
+    parts: TrainParts,
+    run: RunDir,
+    card: ModelCard,
+    best: dict[str, Any],
+    epoch: int,
+    skipped: int,
+    batches: int,
+    budget: BudgetScheduler | None,
+) -> Callable[[int], bool]:
+    """What follows each optimiser step of epoch ``epoch`` (0-based; ``skipped`` batches
+    already trained before a resume, ``batches`` in this pass): ``last.pt`` every
+    ``train.save_every_steps`` steps inside the epoch (its end writes its own), then
+    whether the time budget ends the epoch."""
+    every = parts.cfg.train.save_every_steps
+
+    def after_step(done: int) -> bool:
+        if every and parts.scheduler.last_epoch % every == 0 and done < batches:
+            state = training_state(parts, epoch, best, card)  # collective under DDP
+            state["batch"] = skipped + done  # batches of epoch + 1 trained
+            if parts.ctx.is_main:
+                save_step_checkpoint(state, run)
+        return budget is not None and budget.spent
+
+    return after_step
+
+
+def save_step_checkpoint(state: dict[str, Any], run: RunDir) -> None:
+    """``last.pt`` after an optimiser step inside an epoch (``train.save_every_steps``):
+    a resume continues from that step."""
+    save_checkpoint(state, run.checkpoint_file("last"))
 
 
 def rank_epoch(
