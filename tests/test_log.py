@@ -17,11 +17,10 @@ def logged(monkeypatch):
     handler = logging.StreamHandler(stream)
     monkeypatch.setitem(log._state, "quiet", False)
     monkeypatch.setattr(log, "watched", lambda: False)
-    level = log.logger.level
+    monkeypatch.setattr(log.logger, "handlers", [handler])  # only this one (a CLI test may
+    level = log.logger.level  # have installed pixelwise's own stderr handler before)
     log.logger.setLevel(logging.INFO)
-    log.logger.addHandler(handler)
     yield stream
-    log.logger.removeHandler(handler)
     log.logger.setLevel(level)
 
 

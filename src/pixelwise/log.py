@@ -31,10 +31,24 @@ LINE_INTERVAL_S = 30.0
 of one line per interval, without a line per step of a fast epoch."""
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A handler that writes to whatever ``sys.stderr`` is when a record is emitted, not
+    the stream it saw when created: notebooks and test runners replace (and close)
+    ``sys.stderr``, and a handler holding an old one would write into a closed file."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ sets it: ignored
+        pass
+
+
 def setup_logging(quiet: bool = False) -> None:
     _state["quiet"] = quiet or _state["quiet"]
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(logging.WARNING if _state["quiet"] else logging.INFO)
