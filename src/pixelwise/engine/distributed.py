@@ -2,7 +2,8 @@
 
 ``torchrun --nproc_per_node=2 -m pixelwise train CONFIG`` starts one process per
 device and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; the same command with
-``--nnodes`` and a rendezvous address scales to many machines. Each process trains on
+``--nnodes`` and a c10d rendezvous address scales to many machines. ``RANK`` (global)
+decides who writes, ``LOCAL_RANK`` (within a node) picks the GPU. Each process trains on
 its shard of every epoch (``DistributedSampler``), DDP averages the gradients, and
 rank 0 alone writes files. Evaluation shards without padding (``ShardSampler``) and
 sums the confusion matrices, so no sample is counted twice; in training, the
