@@ -92,7 +92,7 @@ def evaluate_averaged(run: RunDir, cfg: ExperimentConfig) -> EvalResult | None:
 
 
 def headline_of(result: EvalResult) -> str:
-    key = "accuracy" if result.task == "classification" else "miou"
+    key = {"classification": "accuracy", "multilabel": "map"}.get(result.task, "miou")
     return f"{key} {result.figures.get(key, float('nan')):.4f}"
 
 
@@ -179,6 +179,8 @@ def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalR
     result = evaluate_in_memory(
         run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss
     )
+    if not result.matrix.numel():  # multilabel: no confusion matrix
+        return result
     picture = run.confusion_plot_file(result.out.stem)
     with run.writing(picture):
         plot_confusion_matrix(
@@ -191,10 +193,11 @@ def evaluate_and_plot(
     run: RunDir | str | Path, split: str | None = None, **options: Any
 ) -> EvalResult:
     """``engine.evaluate_run`` and the row-normalised confusion-matrix picture beside its
-    JSON (``plots/confusion_<name>.png``, named as the evaluation file is)."""
+    JSON (``plots/confusion_<name>.png``, named as the evaluation file is; none for a
+    multi-label run)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     result = evaluate_run(run, split=split, **options)
-    if result.out is not None:
+    if result.out is not None and result.matrix.numel():  # multilabel has no matrix
         picture = run.confusion_plot_file(result.out.stem)
         with run.writing(picture):
             plot_confusion_matrix(

@@ -82,6 +82,28 @@ class Classification:
 
 
 @dataclass
+class MultiLabel:
+    """Every label of one image with its sigmoid probability (independent yes/no
+    decisions); ``labels`` are those at or above ``threshold``, most probable first."""
+
+    class_names: list[str]
+    probabilities: list[float]  # one per class, in class order
+    threshold: float  # the model card's, chosen on validation in training
+
+    @property
+    def labels(self) -> list[str]:
+        order = sorted(range(len(self.probabilities)), key=lambda i: -self.probabilities[i])
+        return [self.class_names[i] for i in order if self.probabilities[i] >= self.threshold]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": self.labels,
+            "threshold": self.threshold,
+            "probabilities": dict(zip(self.class_names, self.probabilities)),
+        }
+
+
+@dataclass
 class Segmentation:
     """A class index per pixel, at the input image's own size."""
 
@@ -269,8 +291,10 @@ class Predictor:
         """Predict one image (one result) or several (a list, in order).
 
         Classification gives a :class:`Classification` (top ``topk`` labels and their
-        probabilities); segmentation a :class:`Segmentation` (a mask at the image's own
-        size). ``sliding_window`` None follows the card (how the run was evaluated).
+        probabilities); multi-label a :class:`MultiLabel` (every label's probability, the
+        labels at or above the card's threshold); segmentation a :class:`Segmentation` (a
+        mask at the image's own size). ``sliding_window`` None follows the card (how the
+        run was evaluated).
         """
         items, single = as_items(images)
         results: list[Any] = []
@@ -281,6 +305,8 @@ class Predictor:
             ]
             if self.task == "classification":
                 results += self._classify(chunk, topk, return_probabilities)
+            elif self.task == "multilabel":
+                results += self._multilabel(chunk)
             else:
                 results += self._segment(chunk, return_probabilities, sliding_window)
         return results[0] if single else results
@@ -313,6 +339,12 @@ class Predictor:
             )
             for values, indices, row in zip(top.values, top.indices, probabilities)
         ]
+
+    def _multilabel(self, images: list[torch.Tensor]) -> list[MultiLabel]:
+        batch = torch.stack([self.transform(image) for image in images])
+        probabilities = torch.sigmoid(self.logits(batch)).cpu()
+        threshold = 0.5 if self.card.threshold is None else float(self.card.threshold)
+        return [MultiLabel(self.class_names, row.tolist(), threshold) for row in probabilities]
 
     def _segment(
         self, images: list[torch.Tensor], return_probabilities: bool, sliding: bool | None

@@ -34,6 +34,12 @@ def format_figure(value: Any) -> str:
 TABLE_COLUMNS = {
     "classification": [("precision", "precision"), ("recall", "recall"), ("f1", "f1")],
     "segmentation": [("iou", "iou"), ("dice", "dice"), ("accuracy", "recall")],
+    "multilabel": [
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("f1", "f1"),
+        ("ap", "average_precision"),
+    ],
     None: [(k, k) for k in ("precision", "recall", "f1", "iou", "dice")],
 }
 
@@ -46,7 +52,7 @@ def figures_table(figures: dict[str, Any], class_names: list[str], task: str | N
     from ..metrics import SCALAR_SUMMARY, headline
 
     if task not in (None, *SCALAR_SUMMARY):
-        raise UserError(f"task must be classification or segmentation, got {task!r}")
+        raise UserError(f"task must be classification, segmentation or multilabel, got {task!r}")
     if task is None:
         scalars = {k: v for k, v in figures.items() if isinstance(v, (int, float))}
     else:
@@ -60,8 +66,9 @@ def figures_table(figures: dict[str, Any], class_names: list[str], task: str | N
     if columns:
         count = max(len(figures[k]) for _, k in columns)
         names = [class_names[i] if i < len(class_names) else str(i) for i in range(count)]
-        name_width = max(len("class"), *(len(n) for n in names))
-        header = f"  {'class':<{name_width}}  " + "  ".join(f"{h:>9}" for h, _ in columns)
+        heading = "label" if task == "multilabel" else "class"
+        name_width = max(len(heading), *(len(n) for n in names))
+        header = f"  {heading:<{name_width}}  " + "  ".join(f"{h:>9}" for h, _ in columns)
         lines += ["", header, "  " + "-" * (len(header) - 2)]
         for i, name in enumerate(names):
             row = "  ".join(f"{format_figure(figures[k][i]):>9}" for _, k in columns)

@@ -176,5 +176,9 @@ def run_stats(args: argparse.Namespace) -> int:
     if stats.mean is not None:
         mean, std = (json.dumps(v, separators=(",", ":")) for v in (stats.mean, stats.std))
         print(f"  data.mean={mean} data.std={std}")
-    print(f"  data.class_weights={out}  ({stats.default_method}; or {out}:<method>)")
+    if stats.task == "multilabel":
+        weights = json.dumps([round(w, 4) for w in stats.class_weights["pos_weight"]])
+        print(f"  loss.pos_weight={weights}  (or loss.pos_weight=auto)".replace(", ", ","))
+    else:
+        print(f"  data.class_weights={out}  ({stats.default_method}; or {out}:<method>)")
     return 0

@@ -78,5 +78,6 @@ def run(args: argparse.Namespace) -> int:
     print(figures_table(result.figures, result.class_names, result.task))
     if result.out is not None:
         print(f"\nwritten: {result.out}")
-        print(f"         {RunDir(result.run_dir).confusion_plot_file(result.out.stem)}")
+        if result.matrix.numel():  # multilabel has no confusion matrix
+            print(f"         {RunDir(result.run_dir).confusion_plot_file(result.out.stem)}")
     return 0

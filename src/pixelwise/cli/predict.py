@@ -2,7 +2,8 @@
 
 Inputs are files, folders (searched recursively for image files) or glob patterns.
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
-probabilities); segmentation writes ``masks/<name>.png`` (class indices),
+probabilities); multi-label the same files with the labels at or above the card's
+threshold and every label's probability; segmentation writes ``masks/<name>.png`` (class indices),
 ``overlays/<name>.png`` (class colours over the image) and ``predictions.json``.
 An input that cannot be predicted (missing, empty, not an image, wrong channels, a file
 name that is not UTF-8, an empty folder) is reported in one line naming it; the others
@@ -32,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="predict image files with a trained checkpoint",
         description="Predict image files with a checkpoint alone: the model, the class names "
         "and the preprocessing come from the checkpoint's model card. Classification writes "
-        "predictions.csv/.json with the top-k labels; segmentation writes index-mask PNGs, "
+        "predictions.csv/.json with the top-k labels; multi-label with every label at or above "
+        "the threshold chosen on validation (and each label's probability); segmentation writes index-mask PNGs, "
         "colour overlays and predictions.json.",
     )
     p.add_argument("checkpoint", help="run directory, checkpoint (.pt) or .safetensors export")
@@ -152,6 +154,17 @@ def write_classification(out: Path, records: list[dict[str, Any]], topk: int) ->
             writer.writerow(row)
 
 
+def write_multilabel(out: Path, records: list[dict[str, Any]], class_names: list[str]) -> None:
+    """One row per image: its labels (``;``-separated, most probable first), then each
+    label's probability in class order."""
+    with (out / "predictions.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["input", "labels", *(f"probability_{name}" for name in class_names)])
+        for record in records:
+            probabilities = [f"{record['probabilities'][name]:.6f}" for name in class_names]
+            writer.writerow([record["input"], ";".join(record["labels"]), *probabilities])
+
+
 def save_segmentation(
     out: Path, name: str, image: Any, result: Any, colors: Any = None
 ) -> dict[str, Any]:
@@ -228,7 +241,10 @@ def run(args: argparse.Namespace) -> int:
             else:
                 records.append({"input": str(path), **result.to_dict()})
 
-    if not segmentation:
+    if predictor.task == "multilabel":
+        with writing(out / "predictions.csv"):
+            write_multilabel(out, records, predictor.class_names)
+    elif not segmentation:
         with writing(out / "predictions.csv"):
             write_classification(out, records, min(args.topk, len(predictor.class_names)))
     summary = {
@@ -247,10 +263,19 @@ def run(args: argparse.Namespace) -> int:
 def report(records: list[dict[str, Any]], failed: list[str], out: Path, segmentation: bool) -> None:
     if not segmentation and len(records) <= 20:
         for record in records:
-            best = record["topk"][0]
-            print(f"{record['input']}: {best['label']} ({best['probability']:.3f})")
+            print(f"{record['input']}: {prediction_line(record)}")
     print(f"{len(records)} image(s) predicted -> {out}")
     if failed:
         print(f"{len(failed)} input(s) failed:", file=sys.stderr)
         for line in failed:
             print(f"  {line}", file=sys.stderr)
+
+
+def prediction_line(record: dict[str, Any]) -> str:
+    """``cat (0.912)`` for a classification; for multi-label every label at or above the
+    threshold, ``cat (0.912), dog (0.640)``, or ``no label >= 0.43``."""
+    if "topk" in record:
+        best = record["topk"][0]
+        return f"{best['label']} ({best['probability']:.3f})"
+    chosen = [f"{name} ({record['probabilities'][name]:.3f})" for name in record["labels"]]
+    return ", ".join(chosen) or f"no label >= {record['threshold']:.2f}"

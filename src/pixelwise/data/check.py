@@ -145,6 +145,9 @@ def check_data(
                 ignored += item.ignored_pixels
             elif item.label is not None:
                 counts[item.label] += 1
+            elif item.label_set is not None:  # multilabel: images carrying each label
+                for c in item.label_set:
+                    counts[c] += 1
         for item in scan.errors:
             problems.append(Problem(item.error_kind or "unreadable", item.path, item.error or ""))
         reports[name] = SplitReport(

@@ -2,7 +2,7 @@
 
 Items are read strictly (``inspect``: ``load`` plus the files' facts, never the
 ``on_error`` policy) in loader worker processes; each comes back as a small summary
-(size, label or per-class pixel counts, pixel sums for mean/std, a hash of the decoded
+(size, label, a multi-label image's label set or per-class pixel counts, pixel sums for mean/std, a hash of the decoded
 pixels to find copies, file kinds, stored mask values, or the error), never as pixels,
 and holding no tensors: a tensor crossing from a worker keeps a file descriptor open
 for as long as it lives.
@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..log import progress
-from .base import RawDataset, labels_of, locate
+from .base import RawDataset, labels_of, locate, task_of
 from .io import DataError
 
 
@@ -28,6 +28,7 @@ class ItemSummary:
     path: str
     size: tuple[int, int] | None = None  # (height, width)
     label: int | None = None
+    label_set: list[int] | None = None  # multilabel: the classes of the multi-hot target
     class_pixels: list[int] | None = None  # labelled pixels per class
     ignored_pixels: int = 0
     pixel_sum: list[float] | None = None  # per channel, values in [0, 1]
@@ -57,6 +58,7 @@ class _Summaries(Dataset):
         self.ignore_index = ignore_index
         self.read_images = read_images
         self.pixel_stats = pixel_stats
+        self.multilabel = task_of(split) == "multilabel"
 
     def __len__(self) -> int:
         return len(self.split)  # type: ignore[arg-type]
@@ -85,6 +87,8 @@ class _Summaries(Dataset):
                 item.pixel_sq_sum = (values * values).sum(dim=1).tolist()
         if self.labels is not None:
             item.label = self.labels[index]
+        elif self.multilabel:  # a (C,) multi-hot vector
+            item.label_set = torch.as_tensor(target).nonzero().flatten().tolist()
         elif torch.is_tensor(target) and target.dim() >= 2:
             values = target.reshape(-1).long()
             labelled = values != self.ignore_index

@@ -27,15 +27,16 @@ from typing import Any
 
 import torch
 
-from ..config import DataConfig, ExperimentConfig
+from ..config import DataConfig, ExperimentConfig, LossConfig
 from ..errors import writing
 from ..log import logger
+from ..losses import positive_weights
 from . import build_raw_splits
 from .base import Problem, base_datasets, task_of
 from .findings import duplicate_problems, mask_problems
 from .io import DataError
 from .masks import MaskDecoder
-from .scan import scan_split
+from .scan import ItemSummary, scan_split
 
 WEIGHT_METHODS = ("inverse_frequency", "median_frequency")
 CLASS_WEIGHTS_FILE = "class_weights.json"
@@ -66,7 +67,7 @@ class DataStats:
     items: int
     unreadable: int
     class_names: list[str]
-    class_counts: list[int]  # images (classification) or labelled pixels (segmentation)
+    class_counts: list[int]  # images (classification, multilabel) or labelled pixels
     class_frequency: list[float]
     mean: list[float] | None
     std: list[float] | None
@@ -117,7 +118,11 @@ def compute_stats(
                 totals[c] += labelled if n > 0 else 0
         elif item.label is not None:
             counts[item.label] += 1
-    grand = sum(counts)
+        elif item.label_set is not None:  # multilabel: images carrying each label
+            for c in item.label_set:
+                counts[c] += 1
+    task = task_of(raw[name])
+    grand = len(good) if task == "multilabel" else sum(counts)
     mean = std = None
     if pixel_stats and good:
         sums = torch.tensor([item.pixel_sum for item in good], dtype=torch.float64).sum(0)
@@ -134,6 +139,9 @@ def compute_stats(
         "inverse_frequency": inverse_frequency_weights(counts),
         "median_frequency": median_frequency_weights(counts, totals if segmentation else None),
     }
+    default = "median_frequency" if segmentation else "inverse_frequency"
+    if task == "multilabel":  # BCE weighs positives per label instead (loss.pos_weight)
+        weights, default = {"pos_weight": pos_weight_of(good, num_classes)}, "pos_weight"
     return DataStats(
         split=name,
         items=len(scan.items),
@@ -144,10 +152,20 @@ def compute_stats(
         mean=mean,
         std=std,
         class_weights=weights,
-        default_method="median_frequency" if segmentation else "inverse_frequency",
-        task="segmentation" if segmentation else "classification",
+        default_method=default,
+        task=task,
         problems=problems,
     )
+
+
+def pos_weight_of(items: list[ItemSummary], num_classes: int) -> list[float]:
+    """Multi-label ``loss.pos_weight`` of these items, as ``loss.pos_weight: auto``
+    computes it (``losses.positive_weights``: negatives / positives per label)."""
+    targets = torch.zeros(len(items), num_classes, dtype=torch.int64)
+    for row, item in enumerate(items):
+        targets[row, item.label_set or []] = 1
+    weights = positive_weights(LossConfig(pos_weight="auto"), targets)
+    return weights.tolist() if weights is not None else [1.0] * num_classes
 
 
 def write_stats(stats: DataStats, path: Path, cfg: ExperimentConfig) -> Path:

@@ -7,7 +7,8 @@ flip test-time augmentation and sliding windows (``pixelwise.tta``), and writes 
 figures to ``eval/`` (``RunDir.eval_file``). It draws nothing: the pictures are
 ``pixelwise.experiment``'s. Under ``torch.distributed`` give each process an unpadded
 shard (``engine.distributed.ShardSampler``) and sum the matrices with
-``ConfusionMatrix.reduce``.
+``ConfusionMatrix.reduce``. A ``task: multilabel`` run is evaluated at the threshold
+its model card keeps (``MultiLabelMetrics``); it has no confusion matrix.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import ConfigError, ExperimentConfig
-from ..data import build_datasets, build_loader
+from ..data import DataSplits, build_datasets, build_loader
+from ..data.folders import label_matrix
 from ..data.io import DataError
 from ..data.stats import resolve_class_weights
 from ..log import progress
-from ..losses import build_loss
+from ..losses import build_loss, positive_weights
 from ..metrics import ConfusionMatrix, MultiLabelMetrics
 from ..models.base import split_output
 from ..run import RunDir, json_safe
@@ -150,9 +152,7 @@ def evaluate_run(
     if cfg.train.channels_last:  # as validated during training
         model = model.to(memory_format=torch.channels_last)
     loader = build_loader(splits.datasets[split], cfg.data, train=False, device=device)
-    # The loss as training logged it: with the run's class weights (class_weights.json).
-    class_weights = resolve_class_weights(cfg.data, num_classes, run.path, seed=cfg.seed)
-    loss_fn = build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights).to(device)
+    loss_fn = run_loss(cfg, splits, num_classes, run.path).to(device)
     ev = cfg.eval
     inference = {
         "tta_hflip": ev.tta_hflip,
@@ -174,12 +174,13 @@ def evaluate_run(
             predict=predict,
             topk=ev.topk,
             desc=f"eval {split}",
+            metrics=saved_threshold_metrics(cfg.task, num_classes, ckpt.card.threshold),
         )
     result = EvalResult(
         run_dir=run.path,
         split=split,
         figures={"loss": loss, **matrix.compute(task=cfg.task)},
-        matrix=matrix.matrix.cpu().clone(),
+        matrix=confusion_of(matrix),
         class_names=list(splits.class_names),
         loss=loss,
         checkpoint=ckpt.path,
@@ -209,16 +210,17 @@ def evaluate_in_memory(
     model = run.load_weights(model, checkpoint).to(device)
     loader = build_loader(dataset, cfg.data, train=False, device=device)
     num_classes = len(class_names)
-    loss_fn = loss_fn or build_loss(cfg.loss, num_classes, cfg.data.ignore_index, None)
+    loss_fn = loss_fn or build_loss(cfg.loss, num_classes, cfg.data.ignore_index, None, cfg.task)
+    metrics = saved_threshold_metrics(cfg.task, num_classes, ckpt.card.threshold)
     loss, matrix = evaluate(
         model, loader, num_classes, device, cfg.data.ignore_index, loss_fn.to(device),
-        topk=cfg.eval.topk, desc=f"eval {split}",
+        topk=cfg.eval.topk, desc=f"eval {split}", metrics=metrics,
     )  # fmt: skip
     result = EvalResult(
         run_dir=run.path,
         split=split,
         figures={"loss": loss, **matrix.compute()},
-        matrix=matrix.matrix.cpu().clone(),
+        matrix=confusion_of(matrix),
         class_names=list(class_names),
         loss=loss,
         checkpoint=ckpt.path,
@@ -228,6 +230,38 @@ def evaluate_in_memory(
     )
     result.out = write_eval(run, result)
     return result
+
+
+def run_loss(
+    cfg: ExperimentConfig, splits: DataSplits, num_classes: int, run_dir: Path
+) -> nn.Module:
+    """The loss as training logged it: with the run's class weights (class_weights.json),
+    or for multi-label the positive weights of its training split."""
+    if cfg.task == "multilabel":
+        train = splits.raw.get(cfg.data.train_split)
+        auto = cfg.loss.pos_weight == "auto" and train is not None
+        weights = positive_weights(cfg.loss, label_matrix(train) if auto else None)
+        return build_loss(cfg.loss, num_classes, cfg.data.ignore_index, weights, cfg.task)
+    class_weights = resolve_class_weights(cfg.data, num_classes, run_dir, seed=cfg.seed)
+    return build_loss(cfg.loss, num_classes, cfg.data.ignore_index, class_weights)
+
+
+def saved_threshold_metrics(
+    task: str, num_classes: int, threshold: float | None
+) -> MultiLabelMetrics | None:
+    """Multi-label figures at the threshold the model card keeps (chosen on validation
+    in training; 0.5 for a card without one); None for the other tasks' confusion matrix."""
+    if task != "multilabel":
+        return None
+    return MultiLabelMetrics(num_classes, 0.5 if threshold is None else threshold)
+
+
+def confusion_of(metrics: ConfusionMatrix | MultiLabelMetrics) -> torch.Tensor:
+    """The split's confusion matrix; an empty tensor for multi-label figures (C yes/no
+    decisions have no C x C matrix: their counts are the per-label figures)."""
+    if isinstance(metrics, MultiLabelMetrics):
+        return torch.zeros(0, 0, dtype=torch.int64)
+    return metrics.matrix.cpu().clone()
 
 
 def evaluation_config(

@@ -30,7 +30,7 @@ from .plots import plot_confusion_matrix, plot_curves
 from .samples import most_confident_mistakes, plot_mistakes, predict_masks
 from .segmentation import plot_segmentation
 
-PER_CLASS_KEYS = ("precision", "recall", "f1", "iou", "dice", "support")
+PER_CLASS_KEYS = ("precision", "recall", "f1", "average_precision", "iou", "dice", "support")
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto;
@@ -163,7 +163,8 @@ def metrics_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None) -
     per_class = [k for k in PER_CLASS_KEYS if isinstance(figures.get(k), list)]
     if per_class:
         rows = [[name] + [figures[k][i] for k in per_class] for i, name in enumerate(names)]
-        body += "<h3>Per class</h3>" + table(["class", *per_class], rows)
+        kind = "label" if payload.get("task") == "multilabel" else "class"
+        body += f"<h3>Per {kind}</h3>" + table([kind, *per_class], rows)
     return section("metrics", f"Final metrics ({payload.get('split', stem)})", body)
 
 
@@ -172,6 +173,13 @@ def confusion_section(run: RunDir, evaluated: tuple[str, dict[str, Any]] | None)
         return section("confusion", "Confusion matrix", note("not evaluated."))
     stem, payload = evaluated
     split = payload.get("split", stem)
+    if payload.get("task") == "multilabel":
+        return section(
+            "confusion",
+            "Confusion matrix",
+            note("multi-label: each label is its own yes/no decision; its counts are the "
+                 "per-label precision and recall in Final metrics."),
+        )  # fmt: skip
     path = run.confusion_plot_file(stem)
     if not path.is_file() and "confusion_matrix" in payload:
         names = payload.get("class_names") or []
@@ -196,6 +204,13 @@ def samples_section(run: RunDir, split: str) -> str:
     model, card = run.load_model(run.default_checkpoint())
     mean, std = card.mean_std
     names = list(card.class_names)
+    if card.task == "multilabel":
+        return section(
+            "samples",
+            "Sample predictions",
+            note("multi-label: no single wrong answer per image to show; per-label figures "
+                 "are in Final metrics, and pixelwise predict lists each image's labels."),
+        )  # fmt: skip
     if card.task == "classification":
         mistakes = most_confident_mistakes(model, dataset)
         if not mistakes:
