@@ -64,8 +64,8 @@ It takes about two minutes on a laptop CPU.
         """
 ## Parameters
 
-`EPOCHS` is the one knob worth turning: 15 epochs reach about 98% test accuracy; 1
-epoch takes seconds and already reaches about 80%.
+`EPOCHS` is the one knob worth turning: 15 epochs reach about 99% test accuracy; 1
+epoch takes seconds and already reaches about 90%.
 """
     ),
     code(
@@ -372,6 +372,7 @@ overrides = [
     "data.image_size=[32, 32]",
     "data.in_channels=1",
     "data.batch_size=16",
+    "data.augment=none",                 # no flips: a mirrored 2 is not a 2
     "model.name=unet",
     "model.options={base_channels: 8}",  # a narrow U-Net: fast on a CPU
     "optim.name=adamw",

@@ -61,6 +61,13 @@ class Block:
         return f"{self.file}:{self.line}"
 
 
+def block_title(body: list[str]) -> str:
+    """A block's first line without its comment and extra spaces: what the lists below
+    name it by (edits to comments or alignment keep the name)."""
+    first = next((line for line in body if line.strip()), "")
+    return " ".join(re.sub(r"\s+#.*$", "", first).split())
+
+
 def extract_blocks(paths: list[Path] = DOC_FILES) -> list[Block]:
     """The runnable fenced blocks, in file order."""
     blocks: list[Block] = []
@@ -81,8 +88,7 @@ def extract_blocks(paths: list[Path] = DOC_FILES) -> list[Block]:
             body = [line.removeprefix(indent) for line in lines[i + 1 : end]]
             if language.lower() in RUN_LANGUAGES:
                 code = "\n".join(body) + "\n"
-                first = next((b.strip() for b in body if b.strip()), "")
-                key = f"{rel}: {first}"
+                key = f"{rel}: {block_title(body)}"
                 seen[key] = seen.get(key, 0) + 1
                 if seen[key] > 1:
                     key += f" #{seen[key]}"
@@ -104,19 +110,18 @@ NOT_RUN: dict[str, str] = {
 }
 
 SLOW: set[str] = {
-    "README.md: pixelwise train CONFIG [key=value ...]     "
-    "# CONFIG: a YAML path or a bundled name (digits, cifar10_fast, ...)",
+    "README.md: pixelwise train CONFIG [key=value ...]",
     "README.md: import pixelwise",
     "docs/training.md: from pixelwise.config import load_config",
     "docs/training.md: torchrun --nproc_per_node=2 -m pixelwise train cifar10_resnet18 --run-dir runs/c10",
-    "docs/recipes.md: pixelwise data check data_cifar10           # 45,000 / 5,000 / 10,000 images, all readable",
-    "docs/recipes.md: pixelwise train cifar10_resnet18                                   # the teacher",
+    "docs/recipes.md: pixelwise data check data_cifar10",
+    "docs/recipes.md: pixelwise train cifar10_resnet18",
     "docs/recipes.md: pixelwise train cifar10_pretrain_5classes",
-    "docs/recipes.md: pixelwise data check data_camvid    # 367 train + 101 val pairs, all readable",
-    "docs/inference.md: pixelwise export runs/digits-cnn --format onnx          # -> runs/digits-cnn/checkpoints/best.onnx",
+    "docs/recipes.md: pixelwise data check data_camvid",
+    "docs/inference.md: pixelwise export runs/digits-cnn --format onnx",
     "docs/inference.md: from pixelwise.export import export",
     "docs/inference.md: import json, onnxruntime as ort",
-    "docs/analysis.md: pixelwise analyze runs/digits-cnn --tsne                   # first stage vs penultimate",
+    "docs/analysis.md: pixelwise analyze runs/digits-cnn --tsne",
     "docs/analysis.md: pixelwise analyze runs/digits-cnn --gradcam --count 8",
     "docs/models.md: from pixelwise.models import create_model",
     "docs/models.md: from pixelwise.models import create_model #2",
@@ -124,8 +129,7 @@ SLOW: set[str] = {
 
 # pixelwise commands run before a shell block (with the cuts), for what it presumes.
 SHELL_SETUP: dict[str, list[list[str]]] = {
-    "README.md: pixelwise train CONFIG [key=value ...]     "
-    "# CONFIG: a YAML path or a bundled name (digits, cifar10_fast, ...)": [
+    "README.md: pixelwise train CONFIG [key=value ...]": [
         ["train", "digits", "--run-dir", "runs/x"]  # '--resume' continues it
     ],
 }

@@ -82,7 +82,6 @@ def test_notebook_runs_top_to_bottom(name, tmp_path, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT / "src"), *sys.path]))
     monkeypatch.setenv("PIXELWISE_QUIET", "1")
-    monkeypatch.setenv("MPLBACKEND", "agg")
     work = tmp_path / "work"
     work.mkdir()
     client = nbclient.NotebookClient(
