@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from ..config import DataConfig
+from ..log import logger
 from .base import FileFacts, ProblemLog, RawDataset, require_root
 from .folders import folder_contents, list_files_by_split, split_names
 from .io import (
@@ -420,6 +421,7 @@ def build_mask_folder(
             split: read_pair_list(path, cfg, problems)
             for split, path in list_files_by_split(cfg).items()
         }
+        note_missing_test_list(cfg, pairs)
     else:
         pairs = {
             split: pair_by_stem(images, masks, cfg.mask_suffix, problems)
@@ -488,6 +490,20 @@ def pair_valid_masks(
         kept.append((image, mask))
         valid.append(str(by_stem[stem]))
     return kept, valid
+
+
+def note_missing_test_list(cfg: DataConfig, pairs: dict[str, Any]) -> None:
+    """One info line where a ``{split}`` list file has no test list and none is carved:
+    the split is optional (SegNet's CamVid copies often lack ``test.txt``), but a user
+    should know why the test figures come from elsewhere."""
+    if "{split}" not in str(cfg.list_file) or cfg.test_split in pairs or cfg.test_fraction > 0:
+        return
+    listing = Path(cfg.root or ".") / str(cfg.list_file).replace("{split}", cfg.test_split)
+    logger.info(
+        f"data.list_file: no {listing}, so no '{cfg.test_split}' split (splits: "
+        f"{', '.join(pairs)}); add it (CamVid: test.txt with test/ and testannot/) to "
+        f"evaluate on it"
+    )
 
 
 def folder_pairs(cfg: DataConfig) -> dict[str, tuple[Path, Path]]:
