@@ -644,6 +644,12 @@ class ExperimentConfig:
             f"defines the schedule in time, which schedule.name={self.schedule.name} (in epochs) "
             "cannot follow: use schedule.name=cosine, poly or constant",
         )
+        need(
+            self.data.format != "webdataset" or self.train.save_every_steps is None,
+            "train.save_every_steps",
+            "(mid-epoch resume) needs indexed data: a data.format=webdataset stream cannot "
+            "skip to a step; checkpoint per epoch (null)",
+        )
 
 
 def validate(cfg: ExperimentConfig, source: str = "<config>") -> None:

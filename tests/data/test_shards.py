@@ -144,3 +144,11 @@ def test_stream_needs_its_length_and_enough_shards(tmp_path):
     loader = torch.utils.data.DataLoader(train, batch_size=16, num_workers=2)
     with pytest.raises(ValueError, match="1 training shard"):
         next(iter(loader))
+
+
+@pytest.mark.parametrize(
+    "override", ["data.cache=true", "data.sampler=balanced", "train.save_every_steps=5"]
+)
+def test_what_a_stream_cannot_do_is_refused(override):
+    with pytest.raises(ValueError, match=override.split("=")[0]):
+        load_config("digits", ["data.format=webdataset", "data.root=x", override])
