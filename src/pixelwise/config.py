@@ -63,7 +63,7 @@ class DataConfig:
 
     format: str = "digits"
     """digits | digits_segmentation | image_folder | csv | cifar10 | cifar100 |
-    mask_folder | oxford_pet | voc | multilabel_csv (layouts: docs/data.md)"""
+    mask_folder | oxford_pet | voc | multilabel_csv | webdataset (layouts: docs/data.md)"""
     options: dict[str, Any] = field(default_factory=dict)  # keyword options of an imported class
     root: str | None = None  # relative paths: to the directory the command runs in
     num_classes: int | None = None  # inferred from the dataset where it knows
@@ -124,6 +124,10 @@ class DataConfig:
     cutmix_alpha: float = 0.0  # CutMix's Beta(alpha, alpha); masks too for segmentation
     mix_prob: float = 1.0  # probability that a batch is mixed
     mix_switch_prob: float = 0.5  # with both on: probability of CutMix rather than MixUp
+    # webdataset: tar shards (data/shards.py)
+    shards: str | dict[str, str] | None = None  # brace pattern, or {split: pattern}
+    shuffle_buffer: int = 1000  # training samples held for shuffling (0: shard order)
+    samples_per_epoch: int | None = None  # None: the counts.json of `pixelwise data shard`
 
     def check(self, need: Need) -> None:
         need(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
@@ -210,6 +214,24 @@ class DataConfig:
             "must be >= 1",
         )
         need(self.num_samples >= 1, "num_samples", "must be >= 1")
+        need(self.shuffle_buffer >= 0, "shuffle_buffer", "must be >= 0 (0: no shuffling)")
+        need(
+            self.samples_per_epoch is None or self.samples_per_epoch >= 1,
+            "samples_per_epoch",
+            "must be >= 1",
+        )
+        need(
+            self.shards is None or self.format == "webdataset",
+            "shards",
+            f"is read by data.format=webdataset, not {self.format}",
+        )
+        streamed = self.format == "webdataset"
+        need(not (streamed and self.cache), "cache", "does not apply to data.format=webdataset")
+        need(
+            not (streamed and self.sampler == "balanced"),
+            "sampler",
+            "balanced needs indexed data, not data.format=webdataset (a stream)",
+        )
         for name in ("mixup_alpha", "cutmix_alpha"):
             need(getattr(self, name) >= 0, name, "must be >= 0 (0 switches it off)")
         for name in ("mix_prob", "mix_switch_prob"):
@@ -621,6 +643,12 @@ class ExperimentConfig:
             "train.max_minutes",
             f"defines the schedule in time, which schedule.name={self.schedule.name} (in epochs) "
             "cannot follow: use schedule.name=cosine, poly or constant",
+        )
+        need(
+            self.data.format != "webdataset" or self.train.save_every_steps is None,
+            "train.save_every_steps",
+            "(mid-epoch resume) needs indexed data: a data.format=webdataset stream cannot "
+            "skip to a step; checkpoint per epoch (null)",
         )
 
 

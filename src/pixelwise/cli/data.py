@@ -1,4 +1,5 @@
-"""``pixelwise data check|stats CONFIG [key=value ...]``: find bad data before training.
+"""``pixelwise data check|stats|shard CONFIG [key=value ...]``: find bad data before training,
+or write a dataset as WebDataset tar shards.
 
 ``check`` reads every file once and exits 1 when anything would break training (2 for a
 config error); ``stats`` prints mean/std, class frequencies and class weights and writes
@@ -43,6 +44,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--workers", type=int, help="reader processes (default data.num_workers)"
         )
+    shard = actions.add_parser(
+        "shard",
+        help="write the dataset as WebDataset tar shards (data.format=webdataset)",
+        description="Write every split of a config's dataset (any format) into "
+        "OUT/<split>-NNNNNN.tar shards, with classes.json and counts.json; train from them "
+        "with data.format=webdataset data.root=OUT.",
+    )
+    shard.add_argument("config", help="YAML file or bundled config name")
+    shard.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. data.root=..."
+    )
+    shard.add_argument("--out", required=True, help="directory for the shards")
+    shard.add_argument(
+        "--shard-size", type=int, default=10_000, help="samples per shard (default 10000)"
+    )
+    shard.set_defaults(func=run_shard)
     check.add_argument("--json", help="also write the full report to this JSON file")
     check.set_defaults(func=run_check)
     stats.add_argument("--split", help="which split (default: data.train_split)")
@@ -181,4 +198,23 @@ def run_stats(args: argparse.Namespace) -> int:
         print(f"  loss.pos_weight={weights}  (or loss.pos_weight=auto)".replace(", ", ","))
     else:
         print(f"  data.class_weights={out}  ({stats.default_method}; or {out}:<method>)")
+    return 0
+
+
+def run_shard(args: argparse.Namespace) -> int:
+    from ..data import build_raw_splits
+    from ..data.shards import write_shards
+    from ..errors import UserError, writing
+
+    if args.shard_size < 1:
+        raise UserError(f"--shard-size must be >= 1, got {args.shard_size}")
+    cfg = _load(args)
+    raw, class_names = build_raw_splits(cfg)
+    out = Path(args.out)
+    with writing(str(out)):
+        counts = write_shards(raw, class_names, out, args.shard_size)
+    for split, count in counts.items():
+        shards = -(-count // args.shard_size)
+        print(f"{split}: {count} samples in {shards} shard(s)")
+    print(f"written to {out}; train with data.format=webdataset data.root={out}")
     return 0

@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler, default_collate
 
 from ..config import DataConfig, ExperimentConfig, from_dict, validate
 from ..plugins import is_import_path
-from . import cifar, digits, folders, imported, masks, oxford_pet, voc
+from . import cifar, digits, folders, imported, masks, oxford_pet, shards, voc
 from .base import SKIPPED_FILE, base_datasets, skipped_files, task_of
 from .cache import CachedDataset
 from .io import DataError
@@ -60,6 +60,7 @@ FORMATS: dict[str, FormatBuilder] = {
     "mask_folder": masks.build_mask_folder,
     "oxford_pet": oxford_pet.build_oxford_pet,
     "voc": voc.build_voc,
+    "webdataset": shards.build_webdataset,
 }
 
 SPLITS_FILE = "splits.json"
@@ -84,9 +85,26 @@ class TransformedDataset(Dataset):
         return image.as_subclass(torch.Tensor), torch.as_tensor(target).long()
 
 
+class TransformedStream(IterableDataset):
+    """A streamed raw split (WebDataset shards) with its transform, as ``TransformedDataset``."""
+
+    def __init__(self, raw: IterableDataset, transform: Callable | None) -> None:
+        self.raw = raw
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.raw)  # type: ignore[arg-type]
+
+    def __iter__(self):
+        for image, target in self.raw:
+            if self.transform is not None:
+                image, target = self.transform(image, target)
+            yield image.as_subclass(torch.Tensor), torch.as_tensor(target).long()
+
+
 @dataclass
 class DataSplits:
-    datasets: dict[str, TransformedDataset]
+    datasets: dict[str, TransformedDataset | TransformedStream]
     class_names: list[str]
     task: str = "classification"
     raw: dict[str, Dataset] = field(default_factory=dict)  # before transforms (and cache)
@@ -149,7 +167,7 @@ def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSp
             for name, split in raw.items()
         }
     datasets = {
-        name: TransformedDataset(
+        name: (TransformedStream if isinstance(split, IterableDataset) else TransformedDataset)(
             split,
             build_transform(
                 data,
@@ -258,7 +276,8 @@ def build_loader(
 ) -> DataLoader:
     """A loader with the speed settings: workers, pinned memory, persistent workers.
 
-    Training drops a last incomplete batch (a batch of one breaks batch norm).
+    Training drops a last incomplete batch (a batch of one breaks batch norm). A stream
+    (``data.format=webdataset``) shuffles and splits across processes itself: no sampler.
     ``data.sampler=balanced`` replaces a training loader's sampler by the class-balanced
     one, for this process's rank when ``sampler`` is a ``DistributedSampler``.
     """
@@ -268,13 +287,16 @@ def build_loader(
     batch_size = cfg.batch_size if train else (cfg.eval_batch_size or cfg.batch_size)
     pin = cfg.pin_memory if cfg.pin_memory is not None else device.type == "cuda"
     generator = torch.Generator().manual_seed(seed)
+    streamed = isinstance(dataset, IterableDataset)
+    if streamed:
+        sampler = None
     if train and cfg.sampler == "balanced":
         rank, world = getattr(sampler, "rank", 0), getattr(sampler, "num_replicas", 1)
         sampler = balanced_sampler(dataset, seed, rank, world)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=train and sampler is None,
+        shuffle=train and sampler is None and not streamed,
         sampler=sampler,
         num_workers=cfg.num_workers,
         pin_memory=pin,

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
 
 from ..card import ModelCard
 from ..checkpoint import load_checkpoint, save_checkpoint
@@ -420,7 +420,12 @@ def _fit(
         for record in history:
             stopper.update(record)
     loggers = open_loggers(cfg, run) if ctx.is_main else []  # TensorBoard, CSV, MLflow
-    real = ddp.real_samples(len(train_set), ctx.rank, ctx.world_size) if ctx.enabled else None
+    streamed = isinstance(train_set, IterableDataset)  # splits itself: no sampler padding
+    real = (
+        ddp.real_samples(len(train_set), ctx.rank, ctx.world_size)
+        if ctx.enabled and not streamed
+        else None
+    )
     coverage_warned = False
     stopped_early = False
     budget = parts.scheduler if isinstance(parts.scheduler, BudgetScheduler) else None
