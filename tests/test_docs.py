@@ -103,6 +103,10 @@ NOT_RUN: dict[str, str] = {
         "downloads torchvision's ImageNet weights (no network in tests); the next block "
         "loads such a file, made here from torchvision's architecture"
     ),
+    "docs/training.md: # node A (10.0.0.1) and node B, the same line on both except --node_rank:": (
+        "one run on two machines: its two lines run together are "
+        "tests/engine/test_distributed.py's two-node c10d test on 127.0.0.1"
+    ),
     'docs/recipes.md: FAST="train.amp=bf16 train.channels_last=true train.report=false"': (
         "the transfer benchmark: 13 runs of bench/bench_budget.py, 20 epochs each "
         "(bench/ has its own tests)"
@@ -123,8 +127,8 @@ SLOW: set[str] = {
     "docs/inference.md: import json, onnxruntime as ort",
     "docs/analysis.md: pixelwise analyze runs/digits-cnn --tsne",
     "docs/analysis.md: pixelwise analyze runs/digits-cnn --gradcam --count 8",
-    "docs/models.md: from pixelwise.models import create_model",
     "docs/models.md: from pixelwise.models import create_model #2",
+    "docs/models.md: from pixelwise.models import create_model #3",
 }
 
 # pixelwise commands run before a shell block (with the cuts), for what it presumes.
@@ -538,6 +542,7 @@ def shared_model_and_data(fixtures: Fixtures, kind: str, split: str = "test") ->
         "names": splits.class_names,
         "class_names": splits.class_names,
         "num_classes": splits.num_classes,
+        "card": card,
         "mean": list(card.preprocessing.mean or []) or None,
         "std": list(card.preprocessing.std or []) or None,
     }
@@ -588,7 +593,7 @@ def setup_segmentation(fixtures: Fixtures, cwd: Path) -> dict[str, Any]:
     ns = shared_model_and_data(fixtures, "segmentation")
     with torch.no_grad():
         ns["predictions"] = ns["model"](ns["images"]).argmax(1)
-    ns.update(epochs=2, run_dir=cwd)
+    ns.update(epochs=2, run_dir=cwd, val_miou=0.5)
     return ns
 
 
@@ -625,21 +630,68 @@ def setup_exports(*names: str) -> Callable[[Fixtures, Path], dict[str, Any]]:
     return setup
 
 
+def setup_gradcam(fixtures: Fixtures, cwd: Path) -> dict[str, Any]:
+    ns = shared_model_and_data(fixtures, "digits")
+    ns["pictures"] = [np.zeros((8, 8, 3), np.uint8)] * len(ns["images"])
+    ns["captions"] = [str(i) for i in range(len(ns["images"]))]
+    return ns
+
+
+def setup_standalone_folders(fixtures: Fixtures, cwd: Path) -> dict[str, Any]:
+    """``data/leaves`` (images and masks of 3 classes) and ``data/pets`` (class folders)."""
+    for i in range(8):
+        _save(cwd / f"data/leaves/images/leaf{i}.png", _pixels(16, 16, i))
+        _save(cwd / f"data/leaves/masks/leaf{i}.png", _blocks(16, 16, 3, i))
+        _save(cwd / f"data/pets/{'cat' if i % 2 else 'dog'}/pet{i}.png", _pixels(16, 16, i))
+    return {}
+
+
+def setup_doc_files(doc: str, names: list[str]) -> Callable[[Fixtures, Path], dict[str, Any]]:
+    """The files a doc shows as blocks whose first line names them (``# leaves.py``),
+    written to the working directory and importable from it."""
+
+    def setup(fixtures: Fixtures, cwd: Path) -> dict[str, Any]:
+        text = (ROOT / doc).read_text()
+        for code in re.findall(r"^```\w*\n(.*?)^```", text, flags=re.S | re.M):
+            for name in names:
+                if code.startswith(f"# {name}"):
+                    (cwd / name).write_text(code)
+        sys.path.insert(0, str(cwd))
+        for name in names:
+            sys.modules.pop(Path(name).stem, None)
+        return {}
+
+    return setup
+
+
 SNIPPET_SETUP: dict[str, Callable[[Fixtures, Path], dict[str, Any]]] = {
     "README.md: import pixelwise": setup_snippet_files({"resnet50-torchvision.pth": "resnet50"}),
     "docs/analysis.md: from pixelwise.analysis import receptive_fields, output_size": setup_vgg16_meta,
     "docs/analysis.md: from pixelwise.analysis import feature_maps": setup_resnet_features,
     "docs/analysis.md: from pixelwise.analysis import layer_features, tsne_embedding, default_tsne_layers": setup_digits,
-    "docs/analysis.md: from pixelwise.analysis import grad_cam": setup_digits,
-    "docs/analysis.md: from pixelwise.viz.segmentation import plot_segmentation, plot_overlays, overlay, palette": setup_segmentation,
+    "docs/analysis.md: from pixelwise.analysis import grad_cam, default_gradcam_layer": setup_gradcam,
+    "docs/analysis.md: from pixelwise.viz.segmentation import plot_segmentation, plot_overlays, overlay": setup_segmentation,
     "docs/analysis.md: from pixelwise.viz.learning import LearningGif": setup_segmentation,
     "docs/metrics.md: from pixelwise.metrics import ConfusionMatrix": setup_confusion_matrix_loop,
     "docs/models.md: from pixelwise.models import create_model": setup_snippet_files(
+        {"resnet18.pth": "resnet18"}
+    ),
+    "docs/models.md: from pixelwise.models import create_model #2": setup_snippet_files(
         {"path/to/resnet50.pth": "resnet50"}
     ),
-    "docs/models.md: from pixelwise.models import create_model #2": setup_unet_encoder,
+    "docs/models.md: from pixelwise.models import create_model #3": setup_unet_encoder,
+    "docs/data.md: from torch.utils.data import DataLoader": setup_standalone_folders,
+    "docs/training.md: import pixelwise": setup_doc_files("docs/training.md", ["leaves.py"]),
     "docs/inference.md: import pixelwise": setup_exports("model.safetensors"),
     "docs/inference.md: import json, onnxruntime as ort": setup_exports("digits.onnx"),
+}
+
+
+# Files a shell block presumes, written before it runs.
+SHELL_FILES: dict[str, Callable[[Fixtures, Path], dict[str, Any]]] = {
+    "docs/training.md: PYTHONPATH=. pixelwise train leaves.yaml": setup_doc_files(
+        "docs/training.md", ["leaves.py", "leaves.yaml"]
+    ),
 }
 
 
@@ -755,6 +807,10 @@ def test_doc_block_runs(block: Block, fixtures: Fixtures, workspace: Path, monke
         )  # tracebacks point at the doc's own lines
         exec(compile(code, str(ROOT / block.file), "exec"), namespace)  # noqa: S102
         return
+    files = SHELL_FILES.get(block.key)
+    if files is not None:
+        files(fixtures, workspace)
+        monkeypatch.setattr(sys, "path", list(sys.path))  # setup_doc_files extends it
     for args in SHELL_SETUP.get(block.key, []):
         run_pixelwise(with_cuts(args, fixtures))
     commands = recorded_commands(shell_script(block, space), workspace)
