@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import json
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from test_multilabel import coloured_images  # the same images, shared
 
 import pixelwise
 from pixelwise.cli import main
@@ -38,20 +37,8 @@ OVERRIDES = [
 
 def two_attributes(root, count=64):
     """Images whose left half is red (label ``red``) and right half blue (``blue``),
-    independently; the label column lists them."""
-    rows = ["path,labels"]
-    rng = np.random.default_rng(0)
-    (root / "img").mkdir(parents=True)
-    for i in range(count):
-        red, blue = i % 2, (i // 2) % 2
-        pixels = rng.integers(0, 40, (8, 8, 3), dtype=np.uint8)
-        pixels[:, :4, 0] += 200 * red
-        pixels[:, 4:, 2] += 200 * blue
-        Image.fromarray(pixels).save(root / "img" / f"{i}.png")
-        labels = ";".join(name for name, on in (("red", red), ("blue", blue)) if on)
-        rows.append(f"img/{i}.png,{labels}")
-    (root / "labels.csv").write_text("\n".join(rows) + "\n")
-    return root
+    independently: test_multilabel's fixture, more of them."""
+    return coloured_images(root, count)
 
 
 @pytest.fixture(scope="module")
