@@ -76,6 +76,10 @@ class DataConfig:
     pin_memory: bool | None = None  # None: on when training on CUDA
     persistent_workers: bool = False  # True: faster epochs, but a resumed run is not exact
     cache: bool = False  # decode every image once and keep the uint8 pixels in memory
+    # Training batches: "dataloader" (per-image transforms in data.num_workers processes)
+    # or "tensor" (flip + translate of whole uint8 batches in the training process:
+    # data/tensor_loader.py; classification with flips and translations only).
+    loader: Literal["dataloader", "tensor"] = "dataloader"
     val_fraction: float = 0.15  # used only where the dataset has no own split
     test_fraction: float = 0.15
     train_split: str = "train"
@@ -90,6 +94,7 @@ class DataConfig:
     rotation: float | None = None
     color_jitter: float | None = None
     crop_padding: int | None = None
+    crop_padding_mode: Literal["constant", "reflect"] = "constant"  # border: fill, or mirror
     random_resized_crop: bool | None = None
     random_scale: list[float] | None = None  # segmentation: [low, high] resize factors
     auto_augment: Literal["randaugment", "trivialaugment", "augmix"] | None = None  # classif.
@@ -469,11 +474,17 @@ class TrainConfig:
     epochs: int = 10  # with max_minutes: an upper bound
     max_minutes: float | None = None  # time budget of training steps; the schedule spans it
     save_every_steps: int | None = None  # also write last.pt every N optimiser steps
-    amp: Literal["off", "bf16", "fp16"] = "off"
+    amp: Literal["off", "bf16", "fp16", "auto"] = "off"  # auto: bf16 where it is native
     channels_last: bool = False
     compile: bool = False
     ema: bool = False  # exponential moving average of weights, logged as val_ema/
     ema_decay: float = 0.999
+    # airbench's lookahead (engine/ema.py): every lookahead_every steps the weights move
+    # to their moving average, whose decay ramps to lookahead_decay ** every; the model
+    # ends as the average.
+    lookahead: bool = False
+    lookahead_decay: float = 0.95
+    lookahead_every: int = 5
     best_metric: str | None = None  # None: val/accuracy or val/miou by task
     best_mode: Literal["max", "min"] = "max"
     keep_best: int = 1  # checkpoints of the k best epochs (checkpoints/best-eNNN.pt when k > 1)
@@ -498,6 +509,13 @@ class TrainConfig:
             f"must be positive (minutes of training) or null, got {self.max_minutes}",
         )
         need(0 < self.ema_decay < 1, "ema_decay", "must be in (0, 1)")
+        need(0 < self.lookahead_decay < 1, "lookahead_decay", "must be in (0, 1)")
+        need(self.lookahead_every >= 1, "lookahead_every", "must be >= 1")
+        need(
+            not (self.lookahead and self.max_minutes),
+            "lookahead",
+            "ramps over a known number of steps: not with train.max_minutes",
+        )
         need(self.keep_best >= 1, "keep_best", f"must be >= 1, got {self.keep_best}")
         need(
             not self.average_best or self.keep_best >= 2,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
+from pixelwise import runtime
+from pixelwise.engine import precision as precision_module
 from pixelwise.engine.precision import Precision
 
 
@@ -45,3 +48,40 @@ def test_fp16_scales_the_loss_and_skips_overflowing_steps():
     again = Precision("fp16", torch.device("cpu"))
     again.load_state_dict(precision.state_dict())
     assert again.scaler.get_scale() == precision.scaler.get_scale()
+
+
+def test_auto_is_bf16_only_where_the_device_has_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(precision_module, "fast_bfloat16", lambda device: False)
+    assert Precision("auto", cpu).amp == "off"
+    assert _step(Precision("auto", cpu), nn.Linear(4, 2)).dtype == torch.float32
+    monkeypatch.setattr(precision_module, "fast_bfloat16", lambda device: True)
+    assert Precision("auto", cpu).amp == "bf16"
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_is_kept_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setattr(precision_module, "fast_bfloat16", lambda device: False)
+    monkeypatch.setattr(precision_module, "_warned", set())
+    for _ in range(3):
+        assert Precision("bf16", torch.device("cpu")).amp == "bf16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "train.amp=bf16: this CPU has no native bfloat16 (no AVX-512 BF16 or AMX), so "
+        "bfloat16 runs emulated, many times slower than float32; set train.amp=auto (or off)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [("fpu avx2 avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True), ("fpu avx2 fma", False)],
+)
+def test_the_cpu_probe_reads_the_instruction_flags(monkeypatch, tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(runtime, "Path", lambda _: cpuinfo)
+    runtime.cpu_has_native_bfloat16.cache_clear()
+    try:
+        assert runtime.fast_bfloat16(torch.device("cpu")) is native
+    finally:
+        runtime.cpu_has_native_bfloat16.cache_clear()
+    assert runtime.fast_bfloat16(torch.device("meta")) is False

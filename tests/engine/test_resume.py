@@ -61,6 +61,14 @@ SCENARIOS = {
         "schedule.step_epochs=1",
         "model.options={width: 4, dropout: 0.2}",
     ],
+    "tensor-loader": [
+        "data.loader=tensor",
+        "data.augment=default",
+        "data.crop_padding_mode=reflect",
+        "train.lookahead=true",
+        "train.lookahead_every=2",
+        "model.options={width: 4, dropout: 0.2}",
+    ],
 }
 
 

@@ -30,6 +30,7 @@ from .cache import CachedDataset
 from .io import DataError
 from .sampling import balanced_sampler
 from .splits import select_classes
+from .tensor_loader import TensorLoader, check_tensor_loader
 from .transforms import build_transform
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "FormatDataset",
     "ImageFolder",
     "MaskFolder",
+    "TensorLoader",
     "TransformedDataset",
     "build_datasets",
     "build_loader",
@@ -273,14 +275,18 @@ def build_loader(
     device: torch.device,
     seed: int = 0,
     sampler: Sampler | None = None,
-) -> DataLoader:
-    """A loader with the speed settings: workers, pinned memory, persistent workers.
+) -> DataLoader | TensorLoader:
+    """A loader with the speed settings: workers, pinned memory, persistent workers;
+    for training with ``data.loader=tensor``, a :class:`TensorLoader` instead.
 
     Training drops a last incomplete batch (a batch of one breaks batch norm). A stream
     (``data.format=webdataset``) shuffles and splits across processes itself: no sampler.
     ``data.sampler=balanced`` replaces a training loader's sampler by the class-balanced
     one, for this process's rank when ``sampler`` is a ``DistributedSampler``.
     """
+    if train and cfg.loader == "tensor":
+        check_tensor_loader(cfg, task_of(getattr(dataset, "raw", dataset)))
+        return TensorLoader(dataset, cfg, device, seed, sampler)
     raw = getattr(dataset, "raw", None)
     if isinstance(raw, CachedDataset):
         raw.fill()  # before the workers start, so that they share one copy

@@ -153,7 +153,13 @@ def _geometry(cfg: DataConfig, aug: Augmentation, task: str) -> list[v2.Transfor
         steps.append(v2.RandomCrop(crop, pad_if_needed=True, fill=fill))
     elif aug.crop_padding or crop != size:
         steps.append(
-            v2.RandomCrop(crop, padding=aug.crop_padding or None, pad_if_needed=True, fill=fill)
+            v2.RandomCrop(
+                crop,
+                padding=aug.crop_padding or None,
+                pad_if_needed=True,
+                fill=fill,
+                padding_mode=cfg.crop_padding_mode,
+            )
         )
     return steps
 

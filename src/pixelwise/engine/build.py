@@ -14,7 +14,7 @@ from ..losses import build_loss
 from ..models import create_model
 from .distill import Distillation, load_teacher
 from .distributed import DistContext, convert_sync_batchnorm, wrap
-from .ema import ModelEma
+from .ema import Lookahead, ModelEma
 from .finetune import FinetunePlan
 from .optim import build_optimizer, parameter_groups
 from .precision import Precision
@@ -22,7 +22,10 @@ from .schedule import budget_sync, build_scheduler, peak_lr, steps_per_epoch
 
 
 def sample_images(loader: Iterable, max_images: int = 5000) -> torch.Tensor:
-    """Up to ``max_images`` images from the first batches of ``loader``."""
+    """Up to ``max_images`` images from the first batches of ``loader`` (without
+    augmentation where the loader can give them: a ``TensorLoader``)."""
+    if hasattr(loader, "plain_images"):
+        return loader.plain_images(max_images)
     batches, count = [], 0
     for images, _ in loader:
         batches.append(images)
@@ -65,6 +68,7 @@ class TrainParts:
     precision: Precision
     plan: FinetunePlan
     ema: ModelEma | None = None
+    lookahead: Lookahead | None = None
     distill: Distillation | None = None
 
     @property
@@ -131,6 +135,10 @@ def build_parts(
         budget_sync(ctx),
     )
     ema = ModelEma(model, cfg.train.ema_decay) if cfg.train.ema else None
+    lookahead = None
+    if cfg.train.lookahead:
+        total = steps_per_epoch(batches_per_epoch, accumulate) * cfg.train.epochs
+        lookahead = Lookahead(model, total, cfg.train.lookahead_decay, cfg.train.lookahead_every)
     distill = None
     if cfg.distill.teacher:
         teacher = load_teacher(cfg.distill.teacher, num_classes, cfg.data.in_channels, device)
@@ -149,5 +157,6 @@ def build_parts(
         precision=Precision(cfg.train.amp, device),
         plan=plan,
         ema=ema,
+        lookahead=lookahead,
         distill=distill,
     )

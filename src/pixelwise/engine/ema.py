@@ -42,3 +42,45 @@ class ModelEma:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.module.load_state_dict(state["model"])
         self.updates = int(state["updates"])
+
+
+class Lookahead:
+    """airbench's lookahead (Jordan, 2024): every ``every`` optimiser steps the weights
+    are pulled to an exponential average of themselves and training continues from the
+    average (Zhang et al., 2019, "Lookahead Optimizer", with a slow weight that is a
+    moving average). The average's decay grows with training as
+    ``decay ** every * (t / T) ** 3``: no memory at the start, when the weights move
+    fast, and the most at the end, where it smooths the last steps' noise; after the last
+    step the model is the average. Floating buffers (BatchNorm statistics) are averaged
+    with the weights, as airbench does.
+    """
+
+    def __init__(self, model: nn.Module, total_steps: int, decay: float = 0.95, every: int = 5):
+        self.total_steps, self.decay, self.every = max(1, total_steps), decay, every
+        self.average = {
+            k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()
+        }
+
+    @torch.no_grad()
+    def pull(self, model: nn.Module, decay: float) -> None:
+        current = model.state_dict()
+        for name, average in self.average.items():
+            average.lerp_(current[name], 1 - decay)
+            current[name].copy_(average)
+
+    def after_step(self, model: nn.Module, step: int) -> None:
+        """Call after optimiser step ``step`` (1-based, counted over the whole run)."""
+        if step % self.every == 0:
+            self.pull(
+                model,
+                self.decay**self.every * (min(step, self.total_steps) / self.total_steps) ** 3,
+            )
+        if step == self.total_steps:
+            self.pull(model, 1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state["average"].items():
+            self.average[name].copy_(value)

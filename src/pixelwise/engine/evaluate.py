@@ -13,7 +13,6 @@ its model card keeps (``MultiLabelMetrics``); it has no confusion matrix.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -154,16 +153,16 @@ def evaluate_run(
     loader = build_loader(splits.datasets[split], cfg.data, train=False, device=device)
     loss_fn = run_loss(cfg, splits, num_classes, run.path).to(device)
     ev = cfg.eval
+    precision = Precision(cfg.train.amp, device)  # train.amp=auto resolved for this device
     inference = {
         "tta_hflip": ev.tta_hflip,
         "sliding_window": list(window) if window else None,
         "window_overlap": ev.window_overlap if window else None,
         "window_weighting": ev.window_weighting if window else None,
-        "amp": cfg.train.amp,
+        "amp": precision.amp,
     }
     predict = make_predictor(ev.tta_hflip, window, ev.window_overlap, ev.window_weighting)
-    autocast = Precision(cfg.train.amp, device).autocast() if cfg.train.amp != "off" else None
-    with autocast or contextlib.nullcontext():
+    with precision.autocast():
         loss, matrix = evaluate(
             model,
             loader,

@@ -76,6 +76,7 @@ def training_state(
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.precision.state_dict(),
         "ema": parts.ema.state_dict() if parts.ema is not None else None,
+        "lookahead": parts.lookahead.state_dict() if parts.lookahead is not None else None,
         "epoch": epoch,
         "step": parts.scheduler.last_epoch,
         "best_value": best["value"],
@@ -106,6 +107,11 @@ def restore_training_state(parts: TrainParts, state: dict[str, Any], source: str
         else:
             logger.warning(f"{source} has no EMA weights; the average starts from the model")
             parts.ema.module.load_state_dict(state["model"])
+    if parts.lookahead is not None:
+        if state.get("lookahead"):
+            parts.lookahead.load_state_dict(state["lookahead"])
+        else:
+            logger.warning(f"{source} has no lookahead average; it starts from the model")
     rng = state["rng"]
     ranks = state.get("rng_ranks")
     if ranks and len(ranks) == parts.ctx.world_size:

@@ -179,6 +179,8 @@ def train_one_epoch(
         if last_of_group:
             parts.precision.step(optimizer, parts.model.parameters(), cfg.optim.clip_grad_norm)
             parts.scheduler.step()
+            if parts.lookahead is not None:
+                parts.lookahead.after_step(parts.model, parts.scheduler.last_epoch)
             if parts.ema is not None:
                 parts.ema.update(parts.model)
 
@@ -558,6 +560,8 @@ def reseed_epoch(loader: DataLoader, seed: int, epoch: int, ctx: ddp.DistContext
     """Each epoch's order and worker seeds depend on (seed, epoch, rank) only: the same
     after a resume as in an uninterrupted run."""
     loader.generator.manual_seed((seed + epoch) * ctx.world_size + ctx.rank)
+    if hasattr(loader, "set_epoch"):  # TensorLoader: flips alternate with the epoch
+        loader.set_epoch(epoch)
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
 

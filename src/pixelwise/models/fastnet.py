@@ -58,8 +58,14 @@ class FastNet(Classifier):
         in_channels: int = 3,
         widths: tuple[int, int, int] = (64, 256, 256),
         logit_scale: float = 1 / 9,
+        whiten_padding: bool = True,
     ) -> None:
         super().__init__()
+        # True: the whitening output is padded back to the input size, so the blocks'
+        # strides are exact powers of two (an encoder's feature pyramid needs them).
+        # False: airbench's 31x31 maps of a 32x32 image (pools to 15, 7, 3), 0.81x the
+        # FLOPs of the padded net for the same classifier.
+        self.whiten_padding = whiten_padding
         whiten_channels = 2 * in_channels * 4  # +/- each eigenvector of 2x2 patches
         self.whiten = nn.Conv2d(in_channels, whiten_channels, kernel_size=2, padding=0, bias=True)
         # Fixed filters: set from data (initialize_from_data) or loaded with pretrained weights.
@@ -102,7 +108,9 @@ class FastNet(Classifier):
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
         # The 2x2 valid convolution trims one pixel; pad it back so strides stay exact.
-        x = self.act(self.whiten(nn.functional.pad(x, (0, 1, 0, 1), mode="replicate")))
+        if self.whiten_padding:
+            x = nn.functional.pad(x, (0, 1, 0, 1), mode="replicate")
+        x = self.act(self.whiten(x))
         features = []
         for layer in self.layers:
             x = layer(x)
