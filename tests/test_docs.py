@@ -192,6 +192,9 @@ def cuts(config: str | None, given: list[str], fixtures: Fixtures) -> list[str]:
             out += ["model.options={width: 8, dropout: 0.0}"]
     elif cfg.data.format == "image_folder":
         out += [f"data.root={fixtures.cifar()}", "data.image_size=[8, 8]", "data.cache=false"]
+    elif cfg.data.format == "mask_folder" and cfg.data.mask_mode == "binary":
+        out += [f"data.root={fixtures.thin()}", "data.image_size=[32, 32]", "data.crop_size=null"]
+        out += ["data.cache=false"] + ([] if sets_model else ["model.options={base_channels: 4}"])
     elif cfg.data.format == "mask_folder":
         out += [f"data.root={fixtures.camvid()}", "data.image_size=[32, 32]", "data.cache=false"]
     elif cfg.data.format == "oxford_pet":
@@ -282,6 +285,14 @@ class Fixtures:
 
     def pet(self) -> Path:
         return self._once("pets", make_pets)
+
+    def thin(self) -> Path:
+        """Thin curves on noise, binary masks and field-of-view masks in valid/."""
+        from thin_structures_data import make_thin_structures
+
+        return self._once(
+            "thin", lambda root: make_thin_structures(root, 6, 32, field_of_view=True)
+        )
 
     def torchvision_weights(self, name: str) -> Path:
         """A torchvision architecture's (untrained) state dict, as a weights file."""
