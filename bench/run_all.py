@@ -31,6 +31,12 @@ THROUGHPUT = [
         ["--root", "{cifar}/train"],
     ),
     ("metrics", "confusion-matrix update vs torchmetrics", "bench/bench_metrics.py", []),
+    (
+        "camvid_loop",
+        "camvid_fast end to end (real data path) vs hand-written loop",
+        "bench/bench_camvid_loop.py",
+        [],
+    ),
 ]
 # Run only where CUDA is available; the table says "not run" otherwise.
 GPU_THROUGHPUT = [
@@ -45,8 +51,21 @@ GPU_THROUGHPUT = [
 ]
 
 
+# Not side by side: the recipes against the machine's peak, and growth with the data.
+MACHINE_RUNS = [
+    ("bench/bench_peak.py", ["--cifar", "{cifar}"]),
+    ("bench/bench_scaling.py", ["--recipe", "cifar10_fast", "--cifar", "{cifar}"]),
+    ("bench/bench_scaling.py", ["--recipe", "camvid_fast"]),
+]
+
+
 def run_benchmarks(cifar: str) -> None:
     import torch
+
+    for script, extra in MACHINE_RUNS:
+        args = [a.format(cifar=cifar) for a in extra]
+        print(f"== {script} {' '.join(args)}", flush=True)
+        subprocess.run([sys.executable, str(ROOT / script), *args], check=True, cwd=ROOT)
 
     for name, _, script, extra in THROUGHPUT + GPU_THROUGHPUT * torch.cuda.is_available():
         args = [a.format(cifar=cifar) for a in (extra.split() if isinstance(extra, str) else extra)]
@@ -92,6 +111,92 @@ def throughput_table() -> list[str]:
             )
         )
     return lines
+
+
+def peak_section() -> list[str]:
+    """The recipes' training FLOP/s as a share of this CPU's measured peak in the
+    precision each trains in (bfloat16 for both recipes)."""
+    result = load("peak")
+    if result is None:
+        return ["Not measured yet.", ""]
+    summary = result["peak"]["summary"]
+    lines = [
+        f"Measured peak with {result['what'].rsplit(', ', 1)[-1]}: bfloat16 "
+        f"**{fmt(result['peak_bf16_gflops'])} GFLOP/s** ({summary['bfloat16']['peak_shape']}), "
+        f"float32 {fmt(result['peak_float32_gflops'])} GFLOP/s "
+        f"({summary['float32']['peak_shape']}). {result['machine']}, {result['date']}, "
+        f"`{result['command']}`.",
+        "",
+        "| recipe | model | image size, batch | training GFLOP per image | training step "
+        "images/s | GFLOP/s | share of peak | end to end images/s | GFLOP/s | share of "
+        "bf16 peak |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["recipes"].items():
+        height, width = r["image_size"]
+        lines.append(
+            f"| {name} | {r['model']}, {r['precision']} | {height}x{width}, {r['batch_size']} | "
+            f"{fmt(r['training_gflops_per_image'], 3)} | {fmt(r['step_images_per_second'])} | "
+            f"{fmt(r['step_gflops'])} | **{r['step_fraction_of_peak']:.1%}** | "
+            f"{fmt(r.get('end_to_end_images_per_second', 'not run'))} | "
+            f"{fmt(r.get('end_to_end_gflops', ''))} | "
+            + (
+                f"**{r['end_to_end_fraction_of_peak']:.1%}** |"
+                if "end_to_end_fraction_of_peak" in r
+                else " |"
+            )
+        )
+    return [
+        *lines,
+        "",
+        "The peak is the fastest of forward channels_last 3x3 convolutions (64 to 512 "
+        "channels at CIFAR and CamVid feature-map sizes) and square matrix products, each "
+        "timed alone. FLOPs per image are FlopCounterMode's count of the convolutions and "
+        "matrix products of forward, loss and backward (2 per multiply-add); elementwise "
+        "work, normalisation and the optimiser are left out, so the share is a lower bound "
+        "on how busy the arithmetic is. 'Training step' is pixelwise's step on batches "
+        "already in memory; 'end to end' is one epoch of `pixelwise train`'s training on "
+        "the real data (reading, cache, augmentation, loader workers).",
+        "",
+    ]
+
+
+def scaling_section() -> list[str]:
+    """Peak memory and epoch time of each recipe as its training images or sizes grow."""
+    result = load("scaling")
+    if result is None or not result.get("recipes"):
+        return ["Not measured yet.", ""]
+    lines = [
+        "| recipe | grows by | setting | training images | epoch seconds | seconds per "
+        "1,000 images | peak memory (MiB) | work x | time x | time per work x (1.0: "
+        "linear) | memory x |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    sources = []
+    for name, recipe in result["recipes"].items():
+        for row in recipe["rows"]:
+            lines.append(
+                f"| {name} | {recipe['grows_by']} | {row['setting']} | "
+                f"{row['training_images']:,} | {fmt(row['epoch_seconds'])} | "
+                f"{fmt(row['seconds_per_1000_images'], 2)} | {fmt(row['peak_rss_mib'], 0)} | "
+                f"{fmt(row['work_ratio'], 2)} | {fmt(row['time_ratio'], 2)} | "
+                f"**{fmt(row['time_per_work_ratio'], 2)}** | {fmt(row['memory_ratio'], 2)} |"
+            )
+        sources.append(f"- {name}: {recipe['machine']}, {recipe['date']}, `{recipe['command']}`")
+    return [
+        *lines,
+        "",
+        *sources,
+        "",
+        "Each row is its own training process (one epoch, no validation). Peak memory is "
+        "the largest resident set of the training process or one of its loader workers "
+        "(`ru_maxrss` from `os.wait4`); the decoded-image cache is shared memory, counted "
+        "once by each process that reads it. Epoch seconds count the training steps only "
+        "(`train/images_per_second`), not the one-off decoding into the cache. 'work x' is "
+        "the training images (CIFAR-10) or pixels per image (CamVid) against the first "
+        "row; growth is linear where 'time per work x' stays near 1.",
+        "",
+    ]
 
 
 BUDGETS = [
@@ -294,6 +399,12 @@ def write_doc() -> None:
         "",
         *throughput_table(),
         "",
+        "## How close to the machine's limit",
+        "",
+        *peak_section(),
+        "## Memory and scaling",
+        "",
+        *scaling_section(),
         "## Accuracy within a fixed budget",
         "",
         *budget_section(BUDGETS),
