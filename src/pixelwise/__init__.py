@@ -16,12 +16,14 @@ if TYPE_CHECKING:
 from ._version import __version__
 
 
-def load(path: Any, device: Any = "auto", checkpoint: str = "best") -> Predictor:
+def load(
+    path: Any, device: Any = "auto", checkpoint: str = "best", precision: str = "auto"
+) -> Predictor:
     """A predictor from a run directory, a checkpoint or a ``.safetensors`` export
     (:func:`pixelwise.inference.load`)."""
     from .inference import load as load_predictor  # torch only when a model is loaded
 
-    return load_predictor(path, device=device, checkpoint=checkpoint)
+    return load_predictor(path, device=device, checkpoint=checkpoint, precision=precision)  # type: ignore[arg-type]
 
 
 def fit(*args: Any, **kwargs: Any) -> Any:
