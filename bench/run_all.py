@@ -31,6 +31,13 @@ THROUGHPUT = [
         ["--root", "{cifar}/train"],
     ),
     ("metrics", "confusion-matrix update vs torchmetrics", "bench/bench_metrics.py", []),
+    (
+        "inference",
+        "prediction (`pixelwise.load(...).predict`, batch 32) vs ONNX Runtime on the same "
+        "model's export",
+        "bench/bench_inference.py",
+        ["--cifar", "{cifar}"],
+    ),
 ]
 # Run only where CUDA is available; the table says "not run" otherwise.
 GPU_THROUGHPUT = [
