@@ -192,6 +192,8 @@ def test_auto_precision_uses_bfloat16_only_where_the_device_computes_it_natively
     monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: True)
     assert Compute.choose("auto", cpu) == Compute(bfloat16=True, channels_last=True)
     assert Compute.choose("float32", cpu) == Compute(bfloat16=False, channels_last=False)
+    user_model = Compute.choose("auto", cpu, zoo_model=False)  # may view its activations
+    assert user_model == Compute(bfloat16=True, channels_last=False)
     with pytest.raises(UserError, match=r"precision='fp8': use one of auto, float32, bfloat16"):
         Compute.choose("fp8", cpu)
 

@@ -257,13 +257,15 @@ class Compute:
     channels_last: bool
 
     @classmethod
-    def choose(cls, precision: str, device: torch.device) -> Compute:
+    def choose(cls, precision: str, device: torch.device, zoo_model: bool = True) -> Compute:
         """``float32``: contiguous float32, bit for bit the evaluation's numbers.
         ``bfloat16``: bfloat16 autocast on channels_last input, wherever asked.
         ``auto``: what pays on ``device``: bfloat16 (and channels_last) where the device
         computes it natively (``runtime.fast_bfloat16``); elsewhere float32, on
         channels_last input on a CPU, where oneDNN's convolutions are faster in that
-        layout (the same precision, summed in another order: logits within ~1e-6)."""
+        layout (the same precision, summed in another order: logits within ~1e-6).
+        channels_last is kept to pixelwise's own models (``zoo_model``): a user's model
+        may ``view`` its activations, which that layout refuses."""
         if precision not in PRECISIONS:
             raise UserError(
                 f"precision={precision!r}: use one of {', '.join(PRECISIONS)} "
@@ -272,8 +274,8 @@ class Compute:
         if precision == "float32":
             return cls(bfloat16=False, channels_last=False)
         if precision == "bfloat16" or fast_bfloat16(device):
-            return cls(bfloat16=True, channels_last=True)
-        return cls(bfloat16=False, channels_last=device.type == "cpu")
+            return cls(bfloat16=True, channels_last=zoo_model)
+        return cls(bfloat16=False, channels_last=zoo_model and device.type == "cpu")
 
 
 @dataclass
@@ -289,7 +291,8 @@ class Predictor:
 
     def __post_init__(self) -> None:
         self.model.eval()
-        self.compute = Compute.choose(self.precision, self.device)
+        zoo_model = ":" not in self.card.model  # not a user's class by import path
+        self.compute = Compute.choose(self.precision, self.device, zoo_model)
 
     @property
     def preprocessing(self) -> Preprocessing:
