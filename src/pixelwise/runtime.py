@@ -26,7 +26,7 @@ def fast_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` computes bfloat16 convolutions and matmuls natively, so that
     bfloat16 autocast is faster than float32: CUDA GPUs with native bf16 (Ampere on),
     CPUs with AVX-512 BF16 or AMX (oneDNN uses them). Elsewhere bf16 is emulated and
-    slower than float32, by about 10x for ``cifar_fastnet`` on an AVX2-only CPU."""
+    several times slower than float32."""
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     if device.type != "cpu" or not torch.backends.mkldnn.is_available():
