@@ -119,14 +119,18 @@ def main() -> None:
     threads = torch.get_num_threads()
     import onnxruntime as ort
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-inference-"))
-    checkpoint = Path(args.run) if args.run else recipe_checkpoint(folder)
-    predictor = pixelwise.load(checkpoint, device="cpu", precision=args.precision)
-    exported = export_onnx(predictor.model, predictor.card, folder / "model.onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(exported.path), options, providers=["CPUExecutionProvider"])
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
+        folder = Path(tmp)
+        checkpoint = Path(args.run) if args.run else recipe_checkpoint(folder)
+        predictor = pixelwise.load(checkpoint, device="cpu", precision=args.precision)
+        exported = export_onnx(predictor.model, predictor.card, folder / "model.onnx")
+        # The session reads the file whole: the folder can go.
+        session = ort.InferenceSession(
+            str(exported.path), options, providers=["CPUExecutionProvider"]
+        )
 
     images = (
         cifar_images(Path(args.cifar), args.images) if args.cifar else random_images(args.images)
