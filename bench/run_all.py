@@ -37,6 +37,13 @@ THROUGHPUT = [
         "bench/bench_camvid_loop.py",
         [],
     ),
+    (
+        "inference",
+        "prediction (`pixelwise.load(...).predict`, batch 32) vs ONNX Runtime on the same "
+        "model's export",
+        "bench/bench_inference.py",
+        ["--cifar", "{cifar}"],
+    ),
 ]
 # Run only where CUDA is available; the table says "not run" otherwise.
 GPU_THROUGHPUT = [

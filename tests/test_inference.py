@@ -14,8 +14,10 @@ from pixelwise.config import load_config
 from pixelwise.data import build_datasets
 from pixelwise.engine import evaluate_run, fit
 from pixelwise.engine.build import build_model
-from pixelwise.inference import Classification, InputError, Segmentation
+from pixelwise.errors import UserError
+from pixelwise.inference import Classification, Compute, InputError, Segmentation
 from pixelwise.metrics import ConfusionMatrix
+from pixelwise.tta import forward_logits, hflip_tta
 
 QUIET = ["train.tensorboard=false", "train.report=false", "train.learning_gif=false"]
 
@@ -65,7 +67,7 @@ def test_classifier_predictions_match_the_run_evaluation(classifier_run, tmp_pat
     evaluated = evaluate_run(run_dir, split="test", write=False)
     images, labels = raw_split(cfg, run_dir, "test")
 
-    predictor = pixelwise.load(run_dir, device="cpu")
+    predictor = pixelwise.load(run_dir, device="cpu", precision="float32")
     results = predictor.predict(images, topk=3, batch_size=50)
     matrix = ConfusionMatrix(10)
     matrix.update(torch.tensor([r.indices[0] for r in results]), torch.tensor(labels))
@@ -90,7 +92,9 @@ def test_segmenter_predictions_match_the_run_evaluation(segmenter_run):
     evaluated = evaluate_run(run_dir, split="test", write=False)
     images, masks = raw_split(cfg, run_dir, "test")
 
-    results = pixelwise.load(run_dir / "checkpoints" / "best.pt").predict(images)
+    results = pixelwise.load(run_dir / "checkpoints" / "best.pt", precision="float32").predict(
+        images
+    )
     assert all(isinstance(r, Segmentation) and r.mask.shape == (32, 32) for r in results)
     matrix = ConfusionMatrix(11)
     matrix.update(
@@ -107,7 +111,7 @@ def test_sliding_window_predictions_match_the_run_evaluation(segmenter_run):
     evaluated = evaluate_run(run_dir, "val", overrides=large, sliding_window=True, write=False)
     images, masks = raw_split(load_config(run_dir / "config.yaml", large), run_dir, "val")
 
-    predictor = pixelwise.load(run_dir)
+    predictor = pixelwise.load(run_dir, precision="float32")
     assert predictor.preprocessing.window_size == (32, 32)
     results = predictor.predict(images, sliding_window=True)
     assert results[0].mask.shape == (44, 37)
@@ -127,6 +131,113 @@ def test_segmentation_mask_and_probabilities_at_the_original_size(segmenter_run)
     np.testing.assert_allclose(result.probabilities.sum(axis=0), 1.0, atol=1e-5)
     assert np.array_equal(result.probabilities.argmax(axis=0), result.mask)
     assert abs(sum(result.class_fractions().values()) - 1.0) < 1e-9
+
+
+# --------------------------------------------------------------------------- precision, TTA
+def old_probabilities(predictor, images: list[torch.Tensor]) -> torch.Tensor:
+    """Softmax as prediction computed it before batched preprocessing and precisions:
+    each image through evaluation's v2 pipeline alone, then one float32 forward pass."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from pixelwise.data.transforms import Resize
+
+    prep = predictor.preprocessing
+    steps = v2.Compose(
+        [
+            Resize(list(prep.resize), antialias=prep.antialias),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(prep.mean), list(prep.std)),
+        ]
+    )
+    batch = torch.stack([steps(tv_tensors.Image(x)).as_subclass(torch.Tensor) for x in images])
+    with torch.no_grad():
+        return forward_logits(predictor.model, batch).softmax(dim=1)
+
+
+def test_float32_gives_exactly_the_numbers_of_one_image_at_a_time(classifier_run):
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    generator = torch.Generator().manual_seed(0)
+    images = images[:20] + [  # other sizes and float pixels, resized to 8x8 one by one
+        torch.randint(0, 256, (1, 12, 9), dtype=torch.uint8, generator=generator),
+        torch.rand(1, 5, 7, generator=generator),
+        images[0].float() / 255,
+    ]
+    predictor = pixelwise.load(run_dir, device="cpu", precision="float32")
+    results = predictor.predict(images, return_probabilities=True, batch_size=len(images))
+    got = torch.from_numpy(np.stack([r.all_probabilities for r in results]))
+    assert torch.equal(got, old_probabilities(predictor, images))
+
+
+def test_bfloat16_agrees_with_float32_on_the_top_class(classifier_run):
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    exact = pixelwise.load(run_dir, device="cpu", precision="float32")
+    fast = pixelwise.load(run_dir, device="cpu", precision="bfloat16")
+    assert fast.compute == Compute(bfloat16=True, channels_last=True)
+    reference = exact.predict(images, topk=2)
+    results = fast.predict(images, topk=2)
+    for r, f in zip(reference, results):  # a different class only at a near-tie
+        assert f.indices[0] == r.indices[0] or r.probabilities[0] - r.probabilities[1] < 0.02
+        assert abs(f.probabilities[0] - r.probabilities[0]) < 0.02
+    agree = sum(f.indices[0] == r.indices[0] for r, f in zip(reference, results))
+    assert agree >= 0.95 * len(images)  # 267 of 270 on this two-epoch 8x8 model
+
+
+def test_auto_precision_uses_bfloat16_only_where_the_device_computes_it_natively(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
+    assert Compute.choose("auto", cpu) == Compute(bfloat16=False, channels_last=True)
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: True)
+    assert Compute.choose("auto", cpu) == Compute(bfloat16=True, channels_last=True)
+    assert Compute.choose("float32", cpu) == Compute(bfloat16=False, channels_last=False)
+    user_model = Compute.choose("auto", cpu, zoo_model=False)  # may view its activations
+    assert user_model == Compute(bfloat16=True, channels_last=False)
+    with pytest.raises(UserError, match=r"precision='fp8': use one of auto, float32, bfloat16"):
+        Compute.choose("fp8", cpu)
+
+
+def test_auto_float32_on_a_cpu_is_float32_in_another_layout(classifier_run, monkeypatch):
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    exact = pixelwise.load(run_dir, device="cpu", precision="float32")
+    auto = pixelwise.load(run_dir, device="cpu")
+    for r, a in zip(
+        exact.predict(images[:64], return_probabilities=True),
+        auto.predict(images[:64], return_probabilities=True),
+    ):
+        np.testing.assert_allclose(a.all_probabilities, r.all_probabilities, atol=1e-5)
+
+
+def test_flip_tta_of_the_card_runs_only_when_asked(classifier_run, tmp_path):
+    cfg, run_dir = classifier_run
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)
+    checkpoint["card"]["preprocessing"]["tta_hflip"] = True  # as eval.tta_hflip writes it
+    path = tmp_path / "tta.pt"
+    save_checkpoint(checkpoint, path)
+    predictor = pixelwise.load(path, device="cpu", precision="float32")
+    assert predictor.preprocessing.tta_hflip
+    images, _ = raw_split(cfg, run_dir, "test")
+    batch = predictor.prepare(images[:16])
+
+    def probabilities(**options) -> torch.Tensor:
+        results = predictor.predict(images[:16], return_probabilities=True, **options)
+        return torch.from_numpy(np.stack([r.all_probabilities for r in results]))
+
+    with torch.no_grad():
+        plain = forward_logits(predictor.model, batch).softmax(dim=1)
+        flipped = hflip_tta(predictor.model, batch).softmax(dim=1)
+    assert torch.equal(probabilities(), plain)
+    assert torch.equal(probabilities(tta=True), flipped)
+    assert not torch.equal(plain, flipped)
+
+
+def test_a_batch_size_below_one_is_refused(classifier_run):
+    _, run_dir = classifier_run
+    with pytest.raises(UserError, match="batch_size=0: must be at least 1"):
+        pixelwise.load(run_dir).predict(np.zeros((8, 8), np.uint8), batch_size=0)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -8,7 +8,7 @@ imported only when one of them is called.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from .inference import Predictor
@@ -16,12 +16,17 @@ if TYPE_CHECKING:
 from ._version import __version__
 
 
-def load(path: Any, device: Any = "auto", checkpoint: str = "best") -> Predictor:
+def load(
+    path: Any,
+    device: Any = "auto",
+    checkpoint: str = "best",
+    precision: Literal["auto", "float32", "bfloat16"] = "auto",
+) -> Predictor:
     """A predictor from a run directory, a checkpoint or a ``.safetensors`` export
     (:func:`pixelwise.inference.load`)."""
     from .inference import load as load_predictor  # torch only when a model is loaded
 
-    return load_predictor(path, device=device, checkpoint=checkpoint)
+    return load_predictor(path, device=device, checkpoint=checkpoint, precision=precision)
 
 
 def fit(*args: Any, **kwargs: Any) -> Any:

@@ -5,6 +5,13 @@ Everything prediction needs travels in the checkpoint's model card
 the input channels, and how evaluation prepared an image (``card.preprocessing``:
 resize, ``uint8 / 255``, normalise, then a plain forward pass, a flip average or
 sliding windows from ``pixelwise.tta``). No config file is read and nothing is guessed.
+The card's flip averaging (``tta_hflip``) says how the run was evaluated; prediction
+runs it only when asked (``predict(..., tta=True)``), since it doubles the work.
+
+Speed: images are preprocessed a batch at a time as tensor operations, under
+``torch.inference_mode``; ``precision="auto"`` runs bfloat16 autocast where the device
+computes it natively and float32 elsewhere (channels_last on CPUs);
+``precision="float32"`` reproduces the evaluation bit for bit (:class:`Compute`).
 
 A run is opened as every reader opens it (``RunDir.load_model``); checkpoints are read
 with ``torch.load(weights_only=True)`` (``pixelwise.checkpoint``): a file whose pickle
@@ -26,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -34,14 +41,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
 
 from .card import ModelCard, Preprocessing
 from .data.io import read_image
 from .data.transforms import Resize
 from .errors import UserError
 from .run import RunDir, RunNotFoundError, is_hf_folder, model_from_state, read_model_file
-from .runtime import select_device
+from .runtime import fast_bfloat16, select_device
 from .tta import predict_logits
 
 ImageLike = str | Path | Image.Image | np.ndarray | torch.Tensor
@@ -238,6 +245,39 @@ def read_image_file(path: str | Path, in_channels: int, max_pixels: int) -> torc
 
 
 # --------------------------------------------------------------------------- the predictor
+Precision = Literal["auto", "float32", "bfloat16"]
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How forward passes run: bfloat16 autocast or not, channels_last input or not."""
+
+    bfloat16: bool
+    channels_last: bool
+
+    @classmethod
+    def choose(cls, precision: str, device: torch.device, zoo_model: bool = True) -> Compute:
+        """``float32``: contiguous float32, bit for bit the evaluation's numbers.
+        ``bfloat16``: bfloat16 autocast on channels_last input, wherever asked.
+        ``auto``: what pays on ``device``: bfloat16 (and channels_last) where the device
+        computes it natively (``runtime.fast_bfloat16``); elsewhere float32, on
+        channels_last input on a CPU, where oneDNN's convolutions are faster in that
+        layout (the same precision, summed in another order: logits within ~1e-6).
+        channels_last is kept to pixelwise's own models (``zoo_model``): a user's model
+        may ``view`` its activations, which that layout refuses."""
+        if precision not in PRECISIONS:
+            raise UserError(
+                f"precision={precision!r}: use one of {', '.join(PRECISIONS)} "
+                "(float32 reproduces the evaluation exactly)"
+            )
+        if precision == "float32":
+            return cls(bfloat16=False, channels_last=False)
+        if precision == "bfloat16" or fast_bfloat16(device):
+            return cls(bfloat16=True, channels_last=zoo_model)
+        return cls(bfloat16=False, channels_last=zoo_model and device.type == "cpu")
+
+
 @dataclass
 class Predictor:
     """A model in eval mode and its card; ``predict`` does the rest."""
@@ -247,9 +287,12 @@ class Predictor:
     device: torch.device
     source: str = ""
     max_image_pixels: int = 89_478_485
+    precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         self.model.eval()
+        zoo_model = ":" not in self.card.model  # not a user's class by import path
+        self.compute = Compute.choose(self.precision, self.device, zoo_model)
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -269,15 +312,36 @@ class Predictor:
         return to_image(item, self.card.in_channels, label, self.max_image_pixels)
 
     def transform(self, image: torch.Tensor, resize: bool = True) -> torch.Tensor:
-        """Evaluation's preprocessing: resize (bilinear, antialiased), /255, normalise."""
+        """Evaluation's preprocessing of one image: resize (bilinear, antialiased), /255,
+        normalise."""
+        return self.prepare([image], resize)[0]
+
+    def prepare(self, images: list[torch.Tensor], resize: bool = True) -> torch.Tensor:
+        """Evaluation's preprocessing of images of one size (after resizing) as one batch.
+
+        Only an image not yet at the card's size is resized, one by one; the scaling to
+        [0, 1] and the normalisation run once on the stacked batch. They are elementwise,
+        so every pixel gets the numbers it would get alone.
+        """
         prep = self.preprocessing
-        steps: list[Any] = []
         if resize and prep.resize:
-            steps.append(Resize(list(prep.resize), antialias=prep.antialias))
-        steps.append(v2.ToDtype(torch.float32, scale=True))
+            size = list(prep.resize)
+            step = Resize(size, antialias=prep.antialias)
+            images = [
+                image if list(image.shape[-2:]) == size else self._resized(step, image)
+                for image in images
+            ]
+        if all(image.dtype == torch.uint8 for image in images):
+            batch = TF.to_dtype(torch.stack(images), torch.float32, scale=True)
+        else:
+            batch = torch.stack([TF.to_dtype(x, torch.float32, scale=True) for x in images])
         if prep.normalize:
-            steps.append(v2.Normalize(list(prep.mean), list(prep.std)))
-        return v2.Compose(steps)(tv_tensors.Image(image)).as_subclass(torch.Tensor)
+            batch = TF.normalize(batch, list(prep.mean), list(prep.std), inplace=True)
+        return batch
+
+    @staticmethod
+    def _resized(step: Resize, image: torch.Tensor) -> torch.Tensor:
+        return step(tv_tensors.Image(image)).as_subclass(torch.Tensor)
 
     @torch.inference_mode()
     def predict(
@@ -287,15 +351,22 @@ class Predictor:
         return_probabilities: bool = False,
         sliding_window: bool | None = None,
         batch_size: int = 32,
+        tta: bool = False,
     ) -> Any:
-        """Predict one image (one result) or several (a list, in order).
+        """Predict one image (one result) or several (a list, in order), ``batch_size``
+        images per forward pass.
 
         Classification gives a :class:`Classification` (top ``topk`` labels and their
         probabilities); multi-label a :class:`MultiLabel` (every label's probability, the
         labels at or above the card's threshold); segmentation a :class:`Segmentation` (a
         mask at the image's own size). ``sliding_window`` None follows the card (how the
-        run was evaluated).
+        run was evaluated). ``tta=True`` averages each image with its mirror
+        (``pixelwise.tta.hflip_tta``: two forward passes), as ``eval.tta_hflip``
+        (``card.preprocessing.tta_hflip``) made the run's evaluation do; it is never
+        applied unless asked.
         """
+        if batch_size < 1:
+            raise UserError(f"batch_size={batch_size}: must be at least 1")
         items, single = as_items(images)
         results: list[Any] = []
         for start in range(0, len(items), batch_size):  # read as they are predicted
@@ -304,61 +375,76 @@ class Predictor:
                 for i, item in enumerate(items[start : start + batch_size])
             ]
             if self.task == "classification":
-                results += self._classify(chunk, topk, return_probabilities)
+                results += self._classify(chunk, topk, return_probabilities, tta)
             elif self.task == "multilabel":
-                results += self._multilabel(chunk)
+                results += self._multilabel(chunk, tta)
             else:
-                results += self._segment(chunk, return_probabilities, sliding_window)
+                results += self._segment(chunk, return_probabilities, sliding_window, tta)
         return results[0] if single else results
 
-    def logits(self, batch: torch.Tensor, window: Sequence[int] | None = None) -> torch.Tensor:
-        """Logits of a preprocessed batch, with the card's flip averaging and windows."""
+    def logits(
+        self, batch: torch.Tensor, window: Sequence[int] | None = None, tta: bool = False
+    ) -> torch.Tensor:
+        """float32 logits of a preprocessed batch, with flip averaging (``tta``) and
+        windows, in the predictor's ``precision``."""
         prep = self.preprocessing
-        return predict_logits(
-            self.model,
-            batch.to(self.device),
-            tta_hflip=prep.tta_hflip,
-            window=tuple(window) if window else None,
-            overlap=prep.window_overlap,
-            weighting=prep.window_weighting,
-        ).float()
+        batch = batch.to(self.device)
+        if self.compute.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.compute.bfloat16
+        )
+        with autocast:
+            logits = predict_logits(
+                self.model,
+                batch,
+                tta_hflip=tta,
+                window=tuple(window) if window else None,
+                overlap=prep.window_overlap,
+                weighting=prep.window_weighting,
+            )
+        return logits.float()
 
     def _classify(
-        self, images: list[torch.Tensor], topk: int, return_probabilities: bool
+        self, images: list[torch.Tensor], topk: int, return_probabilities: bool, tta: bool
     ) -> list[Classification]:
-        batch = torch.stack([self.transform(image) for image in images])
-        probabilities = self.logits(batch).softmax(dim=1).cpu()
+        probabilities = self.logits(self.prepare(images), tta=tta).softmax(dim=1).cpu()
         top = probabilities.topk(min(topk, probabilities.shape[1]), dim=1)
         names = self.class_names
+        all_probabilities = probabilities.numpy() if return_probabilities else None
         return [
             Classification(
-                labels=[names[i] for i in indices.tolist()],
-                indices=indices.tolist(),
-                probabilities=values.tolist(),
-                all_probabilities=row.numpy() if return_probabilities else None,
+                labels=[names[i] for i in indices],
+                indices=indices,
+                probabilities=values,
+                all_probabilities=None if all_probabilities is None else all_probabilities[row],
             )
-            for values, indices, row in zip(top.values, top.indices, probabilities)
+            for row, (values, indices) in enumerate(zip(top.values.tolist(), top.indices.tolist()))
         ]
 
-    def _multilabel(self, images: list[torch.Tensor]) -> list[MultiLabel]:
-        batch = torch.stack([self.transform(image) for image in images])
-        probabilities = torch.sigmoid(self.logits(batch)).cpu()
+    def _multilabel(self, images: list[torch.Tensor], tta: bool) -> list[MultiLabel]:
+        probabilities = torch.sigmoid(self.logits(self.prepare(images), tta=tta)).cpu()
         threshold = 0.5 if self.card.threshold is None else float(self.card.threshold)
-        return [MultiLabel(self.class_names, row.tolist(), threshold) for row in probabilities]
+        return [MultiLabel(self.class_names, row, threshold) for row in probabilities.tolist()]
 
     def _segment(
-        self, images: list[torch.Tensor], return_probabilities: bool, sliding: bool | None
+        self,
+        images: list[torch.Tensor],
+        return_probabilities: bool,
+        sliding: bool | None,
+        tta: bool,
     ) -> list[Segmentation]:
         prep = self.preprocessing
         sliding = prep.sliding_window if sliding is None else sliding
         window = (prep.window_size or self.card.image_size) if sliding else None
-        prepared = [self.transform(image, resize=not sliding) for image in images]
-        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for index, x in enumerate(prepared):
-            by_size[tuple(x.shape[-2:])].append(index)
+        resize = not sliding and prep.resize is not None
+        by_size: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):  # one batch per size after resizing
+            by_size[tuple(prep.resize) if resize else tuple(image.shape[-2:])].append(index)
         results: list[Segmentation | None] = [None] * len(images)
         for indices in by_size.values():
-            logits = self.logits(torch.stack([prepared[i] for i in indices]), window)
+            batch = self.prepare([images[i] for i in indices], resize=not sliding)
+            logits = self.logits(batch, window, tta)
             for row, index in enumerate(indices):
                 size = tuple(images[index].shape[-2:])
                 results[index] = self._mask(logits[row : row + 1], size, return_probabilities)
@@ -381,9 +467,11 @@ def load(
     path: str | Path,
     device: str | torch.device = "auto",
     checkpoint: str = "best",
+    precision: Precision = "auto",
 ) -> Predictor:
     """A :class:`Predictor` from a run directory (its ``checkpoint``: best, last or ema),
-    a ``.pt`` checkpoint or a ``.safetensors`` export."""
+    a ``.pt`` checkpoint or a ``.safetensors`` export. ``precision`` (``auto``,
+    ``float32`` or ``bfloat16``): see :meth:`Compute.choose`."""
     path = Path(path)
     target = select_device(str(device))
     if (
@@ -402,4 +490,4 @@ def load(
         source = path
     else:
         raise RunNotFoundError(f"no run directory or checkpoint at {path}")
-    return Predictor(model.to(target), card, target, str(source))
+    return Predictor(model.to(target), card, target, str(source), precision=precision)

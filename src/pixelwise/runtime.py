@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,28 +22,29 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
-@functools.cache
-def cpu_has_native_bfloat16() -> bool:
-    """Whether this CPU computes in bfloat16 natively (AVX-512 BF16 or AMX).
-
-    Without it, PyTorch's bfloat16 convolutions are emulated: on a 2-core AVX2 EPYC a
-    CIFAR network's training step ran about 30x slower in bfloat16 than in float32.
-    Linux names the instructions in /proc/cpuinfo; elsewhere oneDNN's own check says
-    whether it has a bfloat16 path at all.
-    """
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
 def fast_bfloat16(device: torch.device) -> bool:
-    """Whether bfloat16 autocast speeds up training on ``device`` (``train.amp=auto``)."""
+    """Whether ``device`` computes bfloat16 convolutions and matmuls natively, so that
+    bfloat16 autocast is faster than float32: CUDA GPUs with native bf16 (Ampere on),
+    CPUs with AVX-512 BF16 or AMX (oneDNN uses them). Elsewhere bf16 is emulated and
+    several times slower than float32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_has_native_bfloat16()
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if device.type != "cpu" or not torch.backends.mkldnn.is_available():
+        return False
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:

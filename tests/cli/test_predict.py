@@ -129,6 +129,35 @@ def test_sliding_window_flag(segmenter, tmp_path):
     assert np.array_equal(np.array(Image.open(out / "masks" / "wide.png")), expected.mask)
 
 
+def test_tta_flag_averages_with_the_mirror_only_when_given(tmp_path):
+    """A card that was evaluated with flips (eval.tta_hflip): --tta asks for them."""
+    overrides = ["data.in_channels=1", "data.image_size=[16, 16]", "eval.tta_hflip=true"]
+    checkpoint = make_checkpoint(tmp_path / "tta.pt", overrides, DIGITS)
+    image = save_image(tmp_path / "x.png", (16, 16))
+
+    def probabilities(*flags: str) -> list[float]:
+        out = tmp_path / ("out" + "".join(flags))
+        args = ["predict", str(checkpoint), str(image), "--out", str(out), "--topk", "10"]
+        assert main([*args, "--precision", "float32", *flags]) == 0
+        topk = json.loads((out / "predictions.json").read_text())["predictions"][0]["topk"]
+        return [entry["probability"] for entry in sorted(topk, key=lambda e: e["index"])]
+
+    predictor = pixelwise.load(checkpoint, precision="float32")
+    plain = predictor.predict(image, return_probabilities=True).all_probabilities.tolist()
+    flipped = predictor.predict(image, return_probabilities=True, tta=True).all_probabilities
+    assert probabilities() == plain
+    assert probabilities("--tta") == flipped.tolist()
+    assert plain != flipped.tolist()
+
+
+def test_an_unknown_precision_is_refused_by_the_parser(classifier, tmp_path, capsys):
+    image = save_image(tmp_path / "x.png", (8, 8))
+    with pytest.raises(SystemExit) as exit:
+        main(["predict", str(classifier), str(image), "--precision", "fp8"])
+    assert exit.value.code == 2
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err
+
+
 def test_bad_inputs_are_named_and_the_good_ones_still_predicted(classifier, tmp_path, capsys):
     good = save_image(tmp_path / "good.png", (8, 8))
     colour = save_image(tmp_path / "colour.png", (8, 8, 3))

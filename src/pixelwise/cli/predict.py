@@ -1,4 +1,4 @@
-"""``pixelwise predict CHECKPOINT INPUTS... [--out DIR]``: predict image files with a checkpoint.
+"""``pixelwise predict CHECKPOINT INPUTS... [--out DIR] [--tta]``: predict image files with a checkpoint.
 
 Inputs are files, folders (searched recursively for image files) or glob patterns.
 Classification writes ``predictions.csv`` and ``predictions.json`` (top-k labels and
@@ -53,6 +53,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="segmentation: predict each image at its own size with windows of the training "
         "size (default: as the run was evaluated)",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average each image with its horizontal mirror (two forward passes; the run's "
+        "eval.tta_hflip), not done unless asked",
+    )
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="auto: bfloat16 where the device computes it natively, else float32; "
+        "float32 reproduces pixelwise eval exactly",
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     add_checkpoint_choice(p)
@@ -209,7 +222,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.topk < 1 or args.batch_size < 1:
         raise UserError("--topk and --batch-size must be at least 1")
-    predictor = load(args.checkpoint, device=args.device, checkpoint=args.which)
+    predictor = load(
+        args.checkpoint, device=args.device, checkpoint=args.which, precision=args.precision
+    )
     files, failed = expand_inputs(args.inputs)
     out = Path(args.out) if args.out else default_out_dir(Path.cwd())
     with writing(out):  # before any image is read: a folder that cannot be written
@@ -232,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
             topk=args.topk,
             sliding_window=True if args.sliding_window else None,
             batch_size=args.batch_size,
+            tta=args.tta,
         )
         for (path, image), result in zip(loaded, results):
             if segmentation:
