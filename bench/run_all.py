@@ -393,6 +393,57 @@ def budget_section(results: list[tuple[str, str]]) -> list[str]:
     return lines
 
 
+def airbench_section() -> list[str]:
+    """cifar10_fast against the CPU port of airbench94: throughput and accuracy."""
+    result = load("airbench")
+    if not result:
+        return [
+            "Not run yet: `python bench/bench_airbench.py --cifar ../shared/data/cifar10 throughput`.",
+            "",
+        ]
+    lines = []
+    if "throughput" in result:
+        t = result["throughput"]
+        lines += [
+            "| | pixelwise cifar10_fast | airbench94 (CPU port) | ratio | per round | machine | date | command |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| training images/s ({t['epochs']} epochs a run, {len(t['ratios'])} rounds) | "
+            f"{fmt(t['pixelwise_images_per_second'])} | {fmt(t['airbench_images_per_second'])} | "
+            f"**{fmt(t['ratio'], 3)}x** | {', '.join(fmt(r, 3) for r in t['ratios'])} | "
+            f"{t['machine']} | {t['date']} | `{t['command']}` |",
+            "",
+        ]
+    if "accuracy" in result:
+        a = result["accuracy"]
+        runs = a["rounds"][0]
+        lines += [
+            f"Test accuracy after {a['epochs']} epochs ({a['machine']}, {a['date']}, `{a['command']}`):",
+            "",
+            "| | training minutes | images/s | "
+            + " | ".join(["single view", "flip TTA / mirror", "flip + translate TTA"])
+            + " |",
+            "|---|---|---|---|---|---|",
+        ]
+        for who, name in (
+            ("pixelwise", "pixelwise cifar10_fast"),
+            ("airbench", "airbench94 (CPU port)"),
+        ):
+            acc = runs[who]["accuracy"]
+            cells = [
+                acc.get("single view"),
+                acc.get("mirror"),
+                acc.get("mirror + translate"),
+            ]
+            lines.append(
+                f"| {name} | {fmt(runs[who]['train_seconds'] / 60)} | "
+                f"{fmt(runs[who]['images_per_second'])} | "
+                + " | ".join(f"{c:.4f}" if isinstance(c, float) else "" for c in cells)
+                + " |"
+            )
+        lines.append("")
+    return lines
+
+
 def write_doc() -> None:
     lines = [
         "# Benchmarks",
@@ -406,6 +457,16 @@ def write_doc() -> None:
         "",
         *throughput_table(),
         "",
+        "## CIFAR-10: cifar10_fast against airbench94",
+        "",
+        "The peer is `bench/airbench94.py`, a CPU port of Keller Jordan's airbench94 (2024)",
+        "(bfloat16 autocast instead of `.half()`, nothing else changed), on the same JPEG",
+        "folders, timed as airbench times itself (training steps only); pixelwise's time is",
+        "its epochs' loops, loading and augmentation included. `bench/bench_airbench.py`",
+        "alternates short runs of each (throughput) or runs each once at equal epochs",
+        "(accuracy).",
+        "",
+        *airbench_section(),
         "## How close to the machine's limit",
         "",
         *peak_section(),

@@ -162,11 +162,21 @@ def test_each_section_checks_its_own_fields_with_unchanged_messages():
         ),
         ("eval.topk=0", "'eval.topk' must be >= 1, got 0"),
         ("name=a/b", "'name' must be a plain folder name"),
+        ("eval.tta_translate=-1", "'eval.tta_translate' must be >= 0, got -1"),
+        ("train.lookahead_decay=1.5", "'train.lookahead_decay' must be in"),
+        (
+            ("train.lookahead=true", "train.max_minutes=5"),
+            "'train.lookahead' ramps over a known number of steps: not with train.max_minutes",
+        ),
+        (
+            ("task=segmentation", "eval.tta_translate=1"),
+            "'eval.tta_translate' is for classification",
+        ),
     ],
 )
 def test_nested_sections_are_checked_with_their_path(override, message):
     with pytest.raises(ConfigError, match=message):
-        load_config(None, [override])
+        load_config(None, list(override) if isinstance(override, tuple) else [override])
 
 
 def test_loss_names_are_a_choice_like_every_other():
@@ -397,7 +407,10 @@ def test_override_spellings_people_use(override, key, expected):
         ("optim.lr=fast", r"'optim.lr' must be float, got 'fast'"),
         ("train.ema=maybe", r"'train.ema' must be bool, got 'maybe'"),
         ("data.batch_size=6.5", r"'data.batch_size' must be int, got 6.5"),
-        ("train.amp=of", r"'train.amp' must be one of off, bf16, fp16, got 'of'; did you mean"),
+        (
+            "train.amp=of",
+            r"'train.amp' must be one of off, bf16, fp16, auto, got 'of'; did you mean",
+        ),
         ("data.image_size=64,x", r"'data.image_size\[1\]' must be int, got 'x'"),
         ("name=1e3", r"'name' must be str, got 1000.0 \(float\) \(quote it"),
     ],

@@ -165,3 +165,23 @@ def test_sliding_window_with_flips_per_window():
     out = predict(model, images)
     assert out.shape == (1, 4, 12, 12)
     assert torch.allclose(out.exp().sum(1), torch.ones(1, 12, 12), atol=1e-5)
+
+
+def test_translate_tta_averages_the_image_and_its_two_shifts_by_probability():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5)).eval()
+    images = torch.randn(2, 3, 6, 6)
+    model(images)
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect")
+    views = [images, padded[..., :6, :6], padded[..., 2:, 2:]]
+    probabilities = [model(v).softmax(dim=1) for v in views]
+    expected = (probabilities[0] / 2 + probabilities[1] / 4 + probabilities[2] / 4).log()
+    torch.testing.assert_close(predict_logits(model, images, translate=1), expected)
+    predict = make_predictor(translate=1)
+    torch.testing.assert_close(predict(model, images), expected)
+    # with flips, each view is itself flip-averaged
+    flipped = predict_logits(model, images, tta_hflip=True, translate=1)
+    views_flip = [hflip_tta(model, v).exp() for v in views]
+    torch.testing.assert_close(
+        flipped, (views_flip[0] / 2 + views_flip[1] / 4 + views_flip[2] / 4).log()
+    )

@@ -558,6 +558,7 @@ class EvalConfig:
     during training is always one plain forward pass. Details: docs/metrics.md."""
 
     tta_hflip: bool = False  # average the softmax of the image and its horizontal mirror
+    tta_translate: int = 0  # classification: also the image moved by this many pixels
     sliding_window: bool = False  # segmentation: windows of the training size, native images
     window_overlap: float = 0.5  # fraction of a window shared with its neighbour
     window_size: list[int] | None = None  # [height, width]; None: the training crop/image size
@@ -572,6 +573,12 @@ class EvalConfig:
             f"must be [height, width] with positive sizes (or null), got {self.window_size}",
         )
         need(self.topk >= 1, "topk", f"must be >= 1, got {self.topk}")
+        need(self.tta_translate >= 0, "tta_translate", f"must be >= 0, got {self.tta_translate}")
+        need(
+            not (self.tta_translate and self.sliding_window),
+            "tta_translate",
+            "is for whole classified images, not with eval.sliding_window",
+        )
 
 
 @dataclass
@@ -617,6 +624,11 @@ class ExperimentConfig:
             "loss.pos_weight",
             "weighs positive labels of task: multilabel; for single-label classes use "
             "data.class_weights",
+        )
+        need(
+            self.task != "segmentation" or not self.eval.tta_translate,
+            "eval.tta_translate",
+            "is for classification (a shifted mask would need shifting back)",
         )
         need(
             self.task == "classification" or self.data.sampler == "random",

@@ -1,6 +1,7 @@
-"""Inference beyond one forward pass: flip test-time augmentation and sliding windows.
+"""Inference beyond one forward pass: flip and translation test-time augmentation, and
+sliding windows.
 
-``predict_logits(model, images, tta_hflip, window, overlap)`` is the one entry point
+``predict_logits(model, images, tta_hflip, window, overlap, translate)`` is the one entry point
 (``pixelwise eval`` and ``pixelwise predict`` use it). With neither option it returns
 the model's own logits unchanged, so plain evaluation reproduces the training figures
 exactly. Combined predictions average class *probabilities* (softmax), the quantity
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .models.base import split_output
@@ -51,6 +53,22 @@ def hflip_tta(
         return (plain + mirrored) / 2
     probabilities = (plain.float().softmax(dim=1) + mirrored.float().softmax(dim=1)) / 2
     return probabilities.clamp_min(torch.finfo(torch.float32).tiny).log()
+
+
+@torch.no_grad()
+def translate_tta(
+    model: nn.Module, images: torch.Tensor, pixels: int, predictor: Predictor = forward_logits
+) -> torch.Tensor:
+    """Classification: half the image itself, a quarter each of the image moved by
+    ``pixels`` down-right and up-left (mirrored borders), probabilities averaged
+    (airbench's "mirror + translate" level with ``predictor=hflip_tta``)."""
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (pixels,) * 4, mode="reflect")
+    shifted = [padded[..., :height, :width], padded[..., 2 * pixels :, 2 * pixels :]]
+    views = [predictor(model, images), *(predictor(model, view) for view in shifted)]
+    probabilities = [view.float().softmax(dim=1) for view in views]
+    mean = probabilities[0] / 2 + (probabilities[1] + probabilities[2]) / 4
+    return mean.clamp_min(torch.finfo(torch.float32).tiny).log()
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:
@@ -149,14 +167,18 @@ def predict_logits(
     overlap: float = 0.5,
     num_classes: int | None = None,
     weighting: Weighting = "gaussian",
+    translate: int = 0,
 ) -> torch.Tensor:
-    """Logits of ``images``: plain, flip-averaged, windowed, or windowed with flips per window.
+    """Logits of ``images``: plain, flip-averaged, windowed, or windowed with flips per
+    window; ``translate`` pixels (classification) adds shifted views around the rest.
 
     Without options this is the model's own output (bit for bit); with ``tta_hflip``
     or ``window`` it is the log of the averaged probabilities. The model should be in
     eval mode.
     """
     predictor: Predictor = hflip_tta if tta_hflip else forward_logits
+    if translate:
+        return translate_tta(model, images, translate, predictor)
     if window is None:
         return predictor(model, images)
     return sliding_window(
@@ -169,12 +191,15 @@ def make_predictor(
     window: tuple[int, int] | None = None,
     overlap: float = 0.5,
     weighting: Weighting = "gaussian",
+    translate: int = 0,
 ) -> Predictor | None:
     """``predict(model, images)`` for ``engine.evaluate``; None where a forward pass is all."""
-    if not tta_hflip and window is None:
+    if not tta_hflip and window is None and not translate:
         return None
 
     def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        return predict_logits(model, images, tta_hflip, window, overlap, weighting=weighting)
+        return predict_logits(
+            model, images, tta_hflip, window, overlap, weighting=weighting, translate=translate
+        )
 
     return predict

@@ -101,7 +101,7 @@ class EvalResult:
     def title(self) -> str:
         """``test (last.pt, tta_hflip)``: what produced these figures."""
         how = [self.checkpoint.name]
-        how += [k for k in ("tta_hflip",) if self.inference.get(k)]
+        how += [k for k in ("tta_hflip", "tta_translate") if self.inference.get(k)]
         how += ["sliding_window"] if self.inference.get("sliding_window") else []
         return f"{self.split} ({', '.join(how)})"
 
@@ -115,12 +115,13 @@ def evaluate_run(
     tta_hflip: bool | None = None,
     sliding_window: bool | None = None,
     window_overlap: float | None = None,
+    tta_translate: int | None = None,
 ) -> EvalResult:
     """Re-evaluate a saved run's checkpoint on one split (by default the run's own
     ``data.test_split``), with the run's own data split.
 
     ``overrides`` are ``data.`` keys as typed by a user (``root=/elsewhere``);
-    ``tta_hflip``, ``sliding_window`` and ``window_overlap`` override the run's ``eval``
+    ``tta_hflip``, ``tta_translate``, ``sliding_window`` and ``window_overlap`` override the run's ``eval``
     section. Sliding windows evaluate segmentation at each image's own size
     (``data.eval_size=native`` unless overridden) with windows of ``eval.window_size``,
     by default the size the model was trained on. Writes ``RunDir.eval_file(...)``:
@@ -131,7 +132,9 @@ def evaluate_run(
     data_overrides = [o if o.startswith("data.") else f"data.{o}" for o in overrides or []]
     trained = run.config()
     cfg = run.config(data_overrides) if data_overrides else trained
-    cfg, window = evaluation_config(cfg, trained, tta_hflip, sliding_window, window_overlap)
+    cfg, window = evaluation_config(
+        cfg, trained, tta_hflip, sliding_window, window_overlap, tta_translate
+    )
     explicit_size = any(o.startswith("data.eval_size=") for o in data_overrides)
     if window is not None and not explicit_size:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, eval_size="native"))
@@ -156,12 +159,15 @@ def evaluate_run(
     precision = Precision(cfg.train.amp, device)  # train.amp=auto resolved for this device
     inference = {
         "tta_hflip": ev.tta_hflip,
+        "tta_translate": ev.tta_translate,
         "sliding_window": list(window) if window else None,
         "window_overlap": ev.window_overlap if window else None,
         "window_weighting": ev.window_weighting if window else None,
         "amp": precision.amp,
     }
-    predict = make_predictor(ev.tta_hflip, window, ev.window_overlap, ev.window_weighting)
+    predict = make_predictor(
+        ev.tta_hflip, window, ev.window_overlap, ev.window_weighting, ev.tta_translate
+    )
     with precision.autocast():
         loss, matrix = evaluate(
             model,
@@ -269,11 +275,13 @@ def evaluation_config(
     tta_hflip: bool | None,
     sliding_window: bool | None,
     window_overlap: float | None,
+    tta_translate: int | None = None,
 ) -> tuple[ExperimentConfig, tuple[int, int] | None]:
     """The run's config with the caller's ``eval`` choices, and the sliding window (or
     None): typed values set with ``dataclasses.replace``, checked as the config checks them."""
     chosen = {"tta_hflip": tta_hflip, "sliding_window": sliding_window}
     chosen["window_overlap"] = window_overlap
+    chosen["tta_translate"] = tta_translate
     ev = dataclasses.replace(cfg.eval, **{k: v for k, v in chosen.items() if v is not None})
     if not 0 <= ev.window_overlap < 1:
         raise ConfigError(
@@ -314,7 +322,7 @@ def write_eval(run: RunDir, result: EvalResult) -> Path:
     out = run.eval_file(
         result.split,
         result.checkpoint.stem,
-        tta=bool(result.inference.get("tta_hflip")),
+        tta=bool(result.inference.get("tta_hflip") or result.inference.get("tta_translate")),
         sliding=bool(result.inference.get("sliding_window")),
     )
     with run.writing(out):
