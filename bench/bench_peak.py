@@ -48,6 +48,7 @@ from common import machine  # noqa: E402  (bench/ is on sys.path when a script r
 from pixelwise.config import ExperimentConfig, load_config  # noqa: E402
 from pixelwise.engine.build import build_parts  # noqa: E402
 from pixelwise.engine.distributed import DistContext  # noqa: E402
+from pixelwise.engine.precision import resolve_amp  # noqa: E402
 from pixelwise.engine.trainer import compute_loss, train_one_epoch  # noqa: E402
 
 # (batch, channels, height, width) of 3x3 convolutions, channels in = channels out: the
@@ -243,13 +244,14 @@ def main() -> None:
         flops = training_flops_per_image(cfg, classes)
         rate = step_images_per_second(cfg, classes, args.steps, args.repeats)
         # The peak of the precision the recipe trains in (float32 where train.amp=off).
-        reference = bf16_peak if cfg.train.amp == "bf16" else f32_peak
+        amp = resolve_amp(cfg.train.amp, torch.device("cpu"))  # auto: bf16 where native
+        reference = bf16_peak if amp == "bf16" else f32_peak
         entry = {
             "image_size": list(cfg.data.image_size),
             "batch_size": cfg.data.batch_size,
             "model": cfg.model.name
             + (f" ({cfg.model.encoder} encoder)" if cfg.model.encoder else ""),
-            "precision": f"{cfg.train.amp} autocast"
+            "precision": ("bf16 autocast" if amp == "bf16" else "float32")
             + (", channels_last" if cfg.train.channels_last else ""),
             "training_gflops_per_image": round(flops / 1e9, 3),
             "step_images_per_second": round(rate, 1),
