@@ -1,12 +1,13 @@
 """pixelwise's cifar10_fast against airbench94 on the same CPU and data, side by side.
 
     python bench/bench_airbench.py --cifar ../shared/data/cifar10 throughput \\
-        [--epochs 2] [--repeats 3] [override ...]
+        [--epochs 2] [--repeats 3] [--per-class N] [override ...]
     python bench/bench_airbench.py --cifar ../shared/data/cifar10 accuracy \\
-        [--epochs 10] [override ...]
+        [--epochs 10] [--per-class N] [override ...]
 
 The peer is ``bench/airbench94.py``, a CPU port of Keller Jordan's airbench94 (2024;
-bfloat16 autocast instead of ``.half()``, nothing else changed). pixelwise runs
+bfloat16 autocast instead of ``.half()`` where the CPU has native bfloat16, float32
+elsewhere, as pixelwise's ``train.amp=auto`` chooses; nothing else changed). pixelwise runs
 ``pixelwise.fit`` on the recipe ``cifar10_fast`` (overrides after the mode, e.g.
 ``data.loader=dataloader`` for the per-image pipeline). Both read the same JPEG class
 folders, decoded once and kept in memory; neither counts decoding, evaluation or
@@ -46,6 +47,7 @@ from common import machine  # noqa: E402
 from pixelwise.config import load_config  # noqa: E402
 from pixelwise.engine.evaluate import evaluate_run  # noqa: E402
 from pixelwise.experiment import fit  # noqa: E402
+from pixelwise.runtime import fast_bfloat16  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "airbench.json"
 
@@ -99,7 +101,9 @@ def pixelwise_run(
 
 
 def airbench_run(train, test, epochs: float, evaluate: bool) -> dict:
-    result = airbench94.train(train, test if evaluate else None, epochs=epochs)
+    # bfloat16 where the CPU has it natively, as pixelwise's train.amp=auto chooses
+    bf16 = fast_bfloat16(torch.device("cpu"))
+    result = airbench94.train(train, test if evaluate else None, epochs=epochs, bf16=bf16)
     out = {"images_per_second": result.images_per_second, "train_seconds": result.train_seconds}
     if evaluate:
         names = {"0": "single view", "1": "mirror", "2": "mirror + translate"}
@@ -154,6 +158,7 @@ def main() -> None:
         "mode": args.mode,
         "epochs": epochs,
         "training_images": len(train[1]),
+        "precision": "bfloat16" if fast_bfloat16(torch.device("cpu")) else "float32",
         "overrides": args.overrides,
         "pixelwise_images_per_second": statistics.median(
             r["pixelwise"]["images_per_second"] for r in rounds
