@@ -724,6 +724,33 @@ def _(t: Torture) -> None:
     t.cli("eval", run_dir).error_line("'test'", "train, val", "--split")
 
 
+@bad_input("neither-test-nor-val-split-trains-and-says-so")
+def _(t: Torture) -> None:
+    """No test and no validation split (``train.best_metric=train/loss``): training
+    succeeds, and the final evaluation says in one warning that there was nothing to
+    evaluate on, instead of failing after the training."""
+    root = class_folders(t.tmp / "data", {"a": 6, "b": 6})
+    config = write_config(
+        t.tmp,
+        {"format": "image_folder", "root": str(root), "val_fraction": 0.0, "test_fraction": 0.0},
+        train={
+            "epochs": 1,
+            "tensorboard": False,
+            "report": False,
+            "learning_gif": False,
+            "best_metric": "train/loss",
+            "best_mode": "min",
+        },
+    )
+    run_dir = t.tmp / "run"
+    train = t.cli("train", config, "--run-dir", run_dir)
+    assert train.code == 0, train.err
+    warning = [line for line in train.err.splitlines() if "not evaluated" in line]
+    assert len(warning) == 1 and "neither a 'test' nor a 'val' split" in warning[0]
+    assert (run_dir / "checkpoints" / "best.pt").is_file()
+    assert not (run_dir / "eval").exists()
+
+
 @bad_input("test-evaluation-bug-is-not-hidden-by-a-fallback")
 def _(t: Torture) -> None:
     """Any other failure of the test evaluation surfaces: no evaluation of val instead."""

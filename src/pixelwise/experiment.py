@@ -155,12 +155,21 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     try:
         return evaluate_and_plot(run, cfg.data.test_split, checkpoint=which)
     except MissingSplitError:
+        pass
+    try:
+        result = evaluate_and_plot(run, cfg.data.val_split, checkpoint=which)
+    except MissingSplitError:
         logger.warning(
-            f"this dataset has no '{cfg.data.test_split}' split: the {which} checkpoint is "
-            f"evaluated on '{cfg.data.val_split}', which chose it, so these figures are not a "
-            "held-out estimate (set data.test_fraction > 0 or provide a test split)"
+            f"this dataset has neither a '{cfg.data.test_split}' nor a "
+            f"'{cfg.data.val_split}' split: the trained model was not evaluated"
         )
-        return evaluate_and_plot(run, cfg.data.val_split, checkpoint=which)
+        return None
+    logger.warning(
+        f"this dataset has no '{cfg.data.test_split}' split: the {which} checkpoint is "
+        f"evaluated on '{cfg.data.val_split}', which chose it, so these figures are not a "
+        "held-out estimate (set data.test_fraction > 0 or provide a test split)"
+    )
+    return result
 
 
 def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalResult | None:
