@@ -52,6 +52,7 @@ from pixelwise.config import ExperimentConfig, load_config  # noqa: E402
 from pixelwise.data import build_datasets, build_loader  # noqa: E402
 from pixelwise.engine.build import build_parts  # noqa: E402
 from pixelwise.engine.distributed import DistContext  # noqa: E402
+from pixelwise.engine.precision import resolve_amp  # noqa: E402
 from pixelwise.engine.trainer import train_one_epoch  # noqa: E402
 
 IGNORE = 255
@@ -129,7 +130,8 @@ def main() -> None:
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
     )
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.amp == "bf16")
+    amp = resolve_amp(cfg.train.amp, torch.device("cpu"))  # auto: as pixelwise resolves it
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16")
 
     def hand_written() -> None:
         model.train()
@@ -178,7 +180,8 @@ def main() -> None:
     result = {
         "name": Path(args.out).stem,
         "what": f"camvid_fast training end to end ({height}x{width}, batch "
-        f"{cfg.data.batch_size}, {cfg.data.num_workers} loader workers, {cfg.train.amp} "
+        f"{cfg.data.batch_size}, {cfg.data.num_workers} loader workers, "
+        f"{resolve_amp(cfg.train.amp, torch.device('cpu'))} "
         f"autocast, channels_last, AdamW), {steps} steps per pass, {args.repeats} "
         "interleaved passes each",
         "unit": "images/s",
