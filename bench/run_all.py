@@ -122,7 +122,7 @@ def throughput_table() -> list[str]:
 
 def peak_section() -> list[str]:
     """The recipes' training FLOP/s as a share of this CPU's measured peak in the
-    precision each trains in (bfloat16 for both recipes)."""
+    precision each trains in (``train.amp=auto``: bfloat16 where native, else float32)."""
     result = load("peak")
     if result is None:
         return ["Not measured yet.", ""]
@@ -136,7 +136,7 @@ def peak_section() -> list[str]:
         "",
         "| recipe | model | image size, batch | training GFLOP per image | training step "
         "images/s | GFLOP/s | share of peak | end to end images/s | GFLOP/s | share of "
-        "bf16 peak |",
+        "peak |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["recipes"].items():
@@ -163,7 +163,10 @@ def peak_section() -> list[str]:
         "work, normalisation and the optimiser are left out, so the share is a lower bound "
         "on how busy the arithmetic is. 'Training step' is pixelwise's step on batches "
         "already in memory; 'end to end' is one epoch of `pixelwise train`'s training on "
-        "the real data (reading, cache, augmentation, loader workers).",
+        "the real data (reading, cache, augmentation, loader workers). The share is of the "
+        "peak of the precision the recipe trains in (`train.amp: auto`: bfloat16 where the "
+        "CPU has it natively, float32 elsewhere); on a CPU without native bfloat16 the "
+        "bfloat16 'peak' is emulation's and shows why `auto` avoids it.",
         "",
     ]
 
@@ -407,7 +410,8 @@ def airbench_section() -> list[str]:
         lines += [
             "| | pixelwise cifar10_fast | airbench94 (CPU port) | ratio | per round | machine | date | command |",
             "|---|---|---|---|---|---|---|---|",
-            f"| training images/s ({t['epochs']} epochs a run, {len(t['ratios'])} rounds) | "
+            f"| training images/s ({t['epochs']} epoch(s) of {t.get('training_images', 50000):,} "
+            f"images a run, {t.get('precision', '')}, {len(t['ratios'])} rounds) | "
             f"{fmt(t['pixelwise_images_per_second'])} | {fmt(t['airbench_images_per_second'])} | "
             f"**{fmt(t['ratio'], 3)}x** | {', '.join(fmt(r, 3) for r in t['ratios'])} | "
             f"{t['machine']} | {t['date']} | `{t['command']}` |",
@@ -417,7 +421,9 @@ def airbench_section() -> list[str]:
         a = result["accuracy"]
         runs = a["rounds"][0]
         lines += [
-            f"Test accuracy after {a['epochs']} epochs ({a['machine']}, {a['date']}, `{a['command']}`):",
+            f"Test accuracy (10,000 test images) after {a['epochs']} epochs on "
+            f"{a.get('training_images', 50000):,} training images, {a.get('precision', '')}, "
+            f"last-epoch weights ({a['machine']}, {a['date']}, `{a['command']}`):",
             "",
             "| | training minutes | images/s | "
             + " | ".join(["single view", "flip TTA / mirror", "flip + translate TTA"])
@@ -460,7 +466,8 @@ def write_doc() -> None:
         "## CIFAR-10: cifar10_fast against airbench94",
         "",
         "The peer is `bench/airbench94.py`, a CPU port of Keller Jordan's airbench94 (2024)",
-        "(bfloat16 autocast instead of `.half()`, nothing else changed), on the same JPEG",
+        "(bfloat16 autocast instead of `.half()` where the CPU has native bfloat16, float32",
+        "elsewhere, as `train.amp: auto` chooses; nothing else changed), on the same JPEG",
         "folders, timed as airbench times itself (training steps only); pixelwise's time is",
         "its epochs' loops, loading and augmentation included. `bench/bench_airbench.py`",
         "alternates short runs of each (throughput) or runs each once at equal epochs",

@@ -107,7 +107,7 @@ NOT_RUN: dict[str, str] = {
         "one run on two machines: its two lines run together are "
         "tests/engine/test_distributed.py's two-node c10d test on 127.0.0.1"
     ),
-    'docs/recipes.md: FAST="train.amp=bf16 train.channels_last=true train.report=false"': (
+    'docs/recipes.md: FAST="train.amp=auto train.channels_last=true train.report=false"': (
         "the transfer benchmark: 13 runs of bench/bench_budget.py, 20 epochs each "
         "(bench/ has its own tests)"
     ),
