@@ -30,7 +30,7 @@ from .cache import CachedDataset
 from .io import DataError
 from .sampling import balanced_sampler
 from .splits import select_classes
-from .tensor_loader import TensorLoader, check_tensor_loader
+from .tensor_loader import TensorLoader
 from .transforms import build_transform
 
 __all__ = [
@@ -285,7 +285,6 @@ def build_loader(
     one, for this process's rank when ``sampler`` is a ``DistributedSampler``.
     """
     if train and cfg.loader == "tensor":
-        check_tensor_loader(cfg, task_of(getattr(dataset, "raw", dataset)))
         return TensorLoader(dataset, cfg, device, seed, sampler)
     raw = getattr(dataset, "raw", None)
     if isinstance(raw, CachedDataset):

@@ -31,11 +31,13 @@ from torch.utils.data import BatchSampler, Dataset, RandomSampler, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 from ..config import ConfigError, DataConfig
+from .base import task_of
 from .cache import CachedDataset
 from .transforms import augmentation_for, normalization
 
 # Augmentation knobs the tensor loader cannot do; each must be off.
 _UNSUPPORTED = ("vflip", "rotation", "color_jitter", "random_resized_crop", "random_scale")
+_UNSUPPORTED_DATA = ("auto_augment", "random_erasing", "photometric_distortion")
 
 
 def check_tensor_loader(cfg: DataConfig, task: str) -> None:
@@ -50,10 +52,7 @@ def check_tensor_loader(cfg: DataConfig, task: str) -> None:
     else:
         aug = augmentation_for(cfg, task)
         knobs = [name for name in _UNSUPPORTED if getattr(aug, name)]
-        knobs += [f"{name}" for name in ("auto_augment",) if getattr(cfg, name)]
-        knobs += [
-            name for name in ("random_erasing", "photometric_distortion") if getattr(cfg, name)
-        ]
+        knobs += [name for name in _UNSUPPORTED_DATA if getattr(cfg, name)]
         if knobs:
             reason = (
                 f"does flips and translations only (data.augment={cfg.augment} sets "
@@ -105,8 +104,8 @@ class TensorLoader:
         seed: int = 0,
         sampler: Sampler | None = None,
     ) -> None:
-        check_tensor_loader(cfg, "classification")
         raw = getattr(dataset, "raw", dataset)
+        check_tensor_loader(cfg, task_of(raw))
         if not isinstance(raw, CachedDataset):
             raw = CachedDataset(raw, cfg.num_workers, desc="caching train")
         images, labels = stack_images(raw, list(cfg.image_size))
