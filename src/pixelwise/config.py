@@ -101,6 +101,8 @@ class DataConfig:
     random_erasing: float = 0.0  # classification: probability of erasing a random box
     photometric_distortion: float = 0.0  # mmseg's, image only: probability of each of 4 steps
     crop_size: list[int] | None = None  # segmentation training crops; None: image_size
+    rare_class_crop: float = 0.0  # segmentation: probability a crop covers a rare class
+    rare_classes: list[int | str] | None = None  # names or mask indices, for rare_class_crop
     eval_size: Literal["image_size", "native"] = "image_size"  # segmentation evaluation
     normalize: bool = True
     mean: list[float] | None = None  # None: ImageNet statistics (or 0.5 for one channel)
@@ -177,6 +179,16 @@ class DataConfig:
             scale is None or (len(scale) == 2 and 0 < scale[0] <= scale[1]),
             "random_scale",
             f"must be [low, high] with 0 < low <= high, got {scale}",
+        )
+        need(
+            0 <= self.rare_class_crop <= 1,
+            "rare_class_crop",
+            f"is a probability in [0, 1], got {self.rare_class_crop}",
+        )
+        need(
+            self.rare_class_crop == 0 or bool(self.rare_classes),
+            "rare_classes",
+            "must name the classes data.rare_class_crop oversamples (names or mask indices)",
         )
         for name in ("hflip", "vflip", "random_erasing", "photometric_distortion"):
             p = getattr(self, name)
@@ -634,6 +646,12 @@ class ExperimentConfig:
             self.task == "classification" or self.data.sampler == "random",
             "data.sampler",
             "balanced draws images by their class, which segmentation images do not have",
+        )
+        need(
+            self.task == "segmentation" or not self.data.rare_class_crop,
+            "data.rare_class_crop",
+            "places segmentation crops over rare classes' pixels; classification has "
+            "data.sampler=balanced",
         )
         for key in ("auto_augment", "random_erasing"):
             need(

@@ -206,6 +206,9 @@ def test_photometric_distortion_changes_only_the_image():
         ("segmentation", {"random_erasing": 0.25}, "data.random_erasing"),
         ("classification", {"random_erasing": 2.0}, "data.random_erasing"),
         ("classification", {"auto_augment": "augmix", "in_channels": 4}, "data.in_channels"),
+        ("classification", {"rare_class_crop": 0.5, "rare_classes": [1]}, "data.rare_class_crop"),
+        ("segmentation", {"rare_class_crop": 0.5}, "data.rare_classes"),
+        ("segmentation", {"rare_class_crop": 1.5, "rare_classes": [1]}, "data.rare_class_crop"),
     ],
 )
 def test_augmentations_that_cannot_work_are_refused(task, data, key):
@@ -213,3 +216,89 @@ def test_augmentations_that_cannot_work_are_refused(task, data, key):
 
     with pytest.raises(ConfigError, match=key):
         make_config(task, **data)
+
+
+def one_rare_pixel(height: int = 60, width: int = 80, at: tuple[int, int] = (55, 3), size: int = 1):
+    """Class 0 everywhere, a ``size`` x ``size`` square of class 1 from ``at`` (red 255
+    there, 0 elsewhere)."""
+    square = (slice(at[0], at[0] + size), slice(at[1], at[1] + size))
+    mask = torch.zeros(height, width, dtype=torch.uint8)
+    mask[square] = 1
+    image = torch.zeros(3, height, width, dtype=torch.uint8)
+    image[0][square] = 255
+    return tv_tensors.Image(image), tv_tensors.Mask(mask)
+
+
+def rare_share(cfg, draws: int = 200, **pair) -> float:
+    """How many of ``draws`` training crops contain the rare pixel (mask and image agree)."""
+    transform = build_transform(cfg.data, train=True, task="segmentation")
+    torch.manual_seed(0)
+    hits = 0
+    for _ in range(draws):
+        image, mask = transform(*one_rare_pixel(**pair))
+        assert mask.shape == (16, 16)
+        assert torch.equal(mask == 1, image[0] == 1.0)  # the crop moved both together
+        hits += int((mask == 1).any())
+    return hits / draws
+
+
+def test_rare_class_crops_cover_the_rare_class_as_often_as_asked():
+    crops = {"image_size": [60, 80], "crop_size": [16, 16], "augment": "none", "normalize": False}
+    plain = rare_share(make_config("segmentation", **crops))
+    always = rare_share(make_config("segmentation", **crops, rare_class_crop=1.0, rare_classes=[1]))
+    half = rare_share(make_config("segmentation", **crops, rare_class_crop=0.5, rare_classes=[1]))
+    assert plain < 0.1  # a 16x16 window over a corner pixel of 60x80: ~6% by chance
+    assert always == 1.0
+    assert 0.35 < half < 0.7
+
+
+def test_rare_class_crops_respect_padding_and_random_scale():
+    """Images smaller than the crop are padded first (mask with ignore_index); scaled
+    images keep the rare pixel inside too."""
+    cfg = make_config(
+        "segmentation",
+        image_size=[12, 12],
+        crop_size=[16, 16],
+        augment="none",
+        normalize=False,
+        rare_class_crop=1.0,
+        rare_classes=[1],
+    )
+    assert rare_share(cfg, draws=50, height=12, width=12, at=(11, 0)) == 1.0
+    scaled = make_config(
+        "segmentation",
+        image_size=[60, 80],
+        crop_size=[16, 16],
+        augment="default",  # random scale 0.5-2, then the crop
+        hflip=0.0,
+        normalize=False,
+        rare_class_crop=1.0,
+        rare_classes=[1],
+    )
+    transform = build_transform(scaled.data, train=True, task="segmentation")
+    torch.manual_seed(0)
+    for _ in range(50):
+        _, mask = transform(*one_rare_pixel(at=(52, 3), size=4))
+        assert (mask == 1).any()  # a 4x4 square survives scaling down to half
+
+
+def test_rare_classes_by_name_and_their_errors():
+    from pixelwise.config import ConfigError
+    from pixelwise.data.transforms import RareClassCrop
+
+    data = {"image_size": [60, 80], "crop_size": [16, 16], "augment": "none"}
+    cfg = make_config("segmentation", **data, rare_class_crop=1.0, rare_classes=["pole", 3])
+    transform = build_transform(
+        cfg.data, True, "segmentation", class_names=["sky", "pole", "a", "b"]
+    )
+    crop = next(t for t in transform.transforms if isinstance(t, RareClassCrop))
+    assert crop.classes.tolist() == [1, 3]
+    with pytest.raises(ConfigError, match=r"no class named 'tree' \(the classes are sky, pole\)"):
+        bad = make_config("segmentation", **data, rare_class_crop=1.0, rare_classes=["tree"])
+        build_transform(bad.data, True, "segmentation", class_names=["sky", "pole"])
+    with pytest.raises(ConfigError, match="index 5 is out of range"):
+        bad = make_config("segmentation", **data, rare_class_crop=1.0, rare_classes=[5])
+        build_transform(bad.data, True, "segmentation", class_names=["sky", "pole"])
+    with pytest.raises(ConfigError, match="takes no crops"):
+        none = make_config("segmentation", augment="light", rare_class_crop=1.0, rare_classes=[1])
+        build_transform(none.data, True, "segmentation")

@@ -175,6 +175,7 @@ def build_datasets(cfg: ExperimentConfig, run_dir: Path | None = None) -> DataSp
                 data,
                 train=(name == data.train_split),
                 task="classification" if task == "multilabel" else task,  # same image transforms
+                class_names=class_names,
             ),
         )
         for name, split in raw.items()
@@ -223,7 +224,9 @@ class FormatDataset(TransformedDataset):
         self.task = task_of(raw[split])
         if transform is None:
             training = split == cfg.data.train_split if train is None else train
-            transform = build_transform(cfg.data, train=training, task=self.task)
+            transform = build_transform(
+                cfg.data, train=training, task=self.task, class_names=class_names
+            )
         super().__init__(raw[split], transform)
         self.classes = class_names
         self.data_config = cfg.data

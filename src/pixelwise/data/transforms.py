@@ -25,6 +25,12 @@ On top of a preset (training only, each a ``DataConfig`` switch):
   defaults: 2 operations of magnitude 9), ``trivialaugment`` (TrivialAugmentWide, Müller
   and Hutter, 2021: one operation of random magnitude) or ``augmix`` (Hendrycks et al.,
   2020: a blend of augmentation chains), on the uint8 image after the geometry.
+- ``rare_class_crop`` (segmentation): the probability that a training crop is placed
+  over a pixel of one of ``data.rare_classes`` (drawn uniformly among those in the
+  image, then a pixel of it uniformly), anywhere inside the crop; otherwise, or when the
+  image holds none of them, the crop is uniform as usual. Small, rare classes (CamVid's
+  poles, signs, pedestrians) then fill more of the training batches: nnU-Net's
+  foreground oversampling (Isensee et al., 2021), by class.
 - ``photometric_distortion`` (either task, image only): mmseg's PhotoMetricDistortion
   (from SSD, Liu et al., 2016): brightness, contrast, saturation and hue, each applied
   with this probability, contrast before or after the colour steps at random.
@@ -49,7 +55,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ..config import DataConfig
+from ..config import ConfigError, DataConfig
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -139,7 +145,83 @@ def _fill(ignore_index: int) -> dict:
     return {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
 
 
-def _geometry(cfg: DataConfig, aug: Augmentation, task: str) -> list[v2.Transform]:
+class RareClassCrop(v2.RandomCrop):
+    """``v2.RandomCrop`` that, with probability ``p``, places the crop over a pixel of one
+    of ``classes`` (mask values): a class is drawn uniformly among those the mask holds,
+    then one of its pixels, then the crop's position uniformly among those that keep the
+    pixel inside. Without a mask, or when it holds none of the classes, the crop is
+    ``v2.RandomCrop``'s. Padding (``pad_if_needed``) is respected."""
+
+    def __init__(self, size: list[int], classes: list[int], p: float, **kwargs: Any) -> None:
+        super().__init__(size, **kwargs)
+        self.classes = torch.tensor(sorted(set(classes)), dtype=torch.int64)
+        self.p = p
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        params = super().make_params(flat_inputs)
+        if not len(self.classes) or float(torch.rand(())) >= self.p:
+            return params
+        mask = next((x for x in flat_inputs if isinstance(x, tv_tensors.Mask)), None)
+        if mask is None:
+            return params
+        mask = mask.as_subclass(torch.Tensor)
+        mask = mask.reshape(mask.shape[-2:])
+        present = self.classes[torch.isin(self.classes, mask.unique())]
+        if not len(present):
+            return params
+        chosen = present[int(torch.randint(len(present), ()))]
+        ys, xs = (mask == chosen).nonzero(as_tuple=True)
+        pick = int(torch.randint(len(ys), ()))
+        pad_left, pad_top, pad_right, pad_bottom = params["padding"]
+        height, width = mask.shape
+        params["top"] = _window_start(
+            int(ys[pick]) + pad_top, height + pad_top + pad_bottom, params["height"]
+        )
+        params["left"] = _window_start(
+            int(xs[pick]) + pad_left, width + pad_left + pad_right, params["width"]
+        )
+        return params
+
+
+def _window_start(point: int, extent: int, window: int) -> int:
+    """A uniform start of a ``window`` inside ``[0, extent)`` that covers ``point``."""
+    low, high = max(0, point - window + 1), min(point, extent - window)
+    return low + int(torch.randint(high - low + 1, ()))
+
+
+def rare_class_indices(cfg: DataConfig, class_names: list[str] | None) -> list[int]:
+    """``data.rare_classes`` as mask values: indices as given, names looked up in the
+    dataset's class names."""
+    names = list(class_names or cfg.class_names or [])
+    indices = []
+    for entry in cfg.rare_classes or []:
+        if isinstance(entry, int):
+            index = entry
+        elif entry in names:
+            index = names.index(entry)
+        else:
+            known = f"the classes are {', '.join(names)}" if names else "name them by index"
+            raise ConfigError(f"data.rare_classes: no class named {entry!r} ({known})")
+        if names and not 0 <= index < len(names):
+            raise ConfigError(
+                f"data.rare_classes: class index {index} is out of range (0..{len(names) - 1})"
+            )
+        indices.append(index)
+    return indices
+
+
+def _random_crop(
+    cfg: DataConfig, crop: list[int], task: str, class_names: list[str] | None, **kwargs: Any
+) -> v2.RandomCrop:
+    if task == "segmentation" and cfg.rare_class_crop > 0:
+        classes = rare_class_indices(cfg, class_names)
+        return RareClassCrop(crop, classes, cfg.rare_class_crop, **kwargs)
+    return v2.RandomCrop(crop, **kwargs)
+
+
+def _geometry(
+    cfg: DataConfig, aug: Augmentation, task: str, class_names: list[str] | None = None
+) -> list[v2.Transform]:
     size = list(cfg.image_size)
     fill = _fill(cfg.ignore_index)
     if aug.random_resized_crop:
@@ -150,16 +232,24 @@ def _geometry(cfg: DataConfig, aug: Augmentation, task: str) -> list[v2.Transfor
         low, high = aug.random_scale
         short = min(size)
         steps.append(v2.RandomResize(max(1, round(short * low)), round(short * high) + 1))
-        steps.append(v2.RandomCrop(crop, pad_if_needed=True, fill=fill))
+        steps.append(_random_crop(cfg, crop, task, class_names, pad_if_needed=True, fill=fill))
     elif aug.crop_padding or crop != size:
         steps.append(
-            v2.RandomCrop(
+            _random_crop(
+                cfg,
                 crop,
+                task,
+                class_names,
                 padding=aug.crop_padding or None,
                 pad_if_needed=True,
                 fill=fill,
                 padding_mode=cfg.crop_padding_mode,
             )
+        )
+    if task == "segmentation" and cfg.rare_class_crop and len(steps) == 1:
+        raise ConfigError(
+            "data.rare_class_crop: this augmentation takes no crops (set data.random_scale, "
+            "or a data.crop_size smaller than data.image_size)"
         )
     return steps
 
@@ -192,12 +282,18 @@ def photometric_distortion(p: float, channels: int) -> v2.Transform:
     )
 
 
-def build_transform(cfg: DataConfig, train: bool, task: str = "classification") -> v2.Compose:
-    """The pipeline for one split: geometry, photometry (train only), to float, normalise."""
+def build_transform(
+    cfg: DataConfig,
+    train: bool,
+    task: str = "classification",
+    class_names: list[str] | None = None,
+) -> v2.Compose:
+    """The pipeline for one split: geometry, photometry (train only), to float, normalise.
+    ``class_names``: the dataset's, for ``data.rare_classes`` given by name."""
     steps: list[v2.Transform] = []
     if train:
         aug = augmentation_for(cfg, task)
-        steps += _geometry(cfg, aug, task)
+        steps += _geometry(cfg, aug, task, class_names)
         if aug.hflip:
             steps.append(v2.RandomHorizontalFlip(aug.hflip))
         if aug.vflip:
