@@ -64,7 +64,14 @@ def final_evaluation(run_dir: Path, metrics: list[str]) -> dict | None:
         "checkpoint": report.get("checkpoint"),
         "epoch": report.get("epoch"),
         "tta_hflip": bool(report.get("inference", {}).get("tta_hflip")),
+        "tta_translate": int(report.get("inference", {}).get("tta_translate") or 0),
         **{m: figures.get(m.split("/", 1)[-1]) for m in metrics},
+        # Segmentation: each class's IoU, for the per-class table of docs/benchmarks.md.
+        **(
+            {"class_names": report["class_names"], "iou": figures["iou"]}
+            if report.get("task") == "segmentation" and "iou" in figures
+            else {}
+        ),
     }
 
 

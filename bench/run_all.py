@@ -288,7 +288,7 @@ def budget_plot(name: str, result: dict) -> str:
             colours[setting] = line.get_color()
             line.set_label(setting)
         final = info.get("final")
-        if final and final.get("tta_hflip") and final.get(metric) is not None:
+        if final and tta_label(final) and final.get(metric) is not None:
             # The final evaluation with test-time augmentation, at the run's last minute.
             ax.plot(
                 points[-1]["minutes"],
@@ -296,7 +296,7 @@ def budget_plot(name: str, result: dict) -> str:
                 marker="*",
                 markersize=12,
                 color=line.get_color(),
-                label=f"{run}, flip TTA",
+                label=run + tta_label(final).replace(" + ", ", "),
             )
     if name in TARGETS:
         value, label = TARGETS[name]
@@ -346,6 +346,34 @@ def seed_summary(result: dict) -> list[str]:
     return [*lines, ""]
 
 
+def tta_label(final: dict) -> str:
+    if final.get("tta_translate"):
+        return " + flip and translate TTA"
+    return " + flip TTA" if final.get("tta_hflip") else ""
+
+
+def per_class_table(result: dict) -> list[str]:
+    """Segmentation runs: each class's IoU in the final evaluation, a row per run."""
+    finals = {run: info["final"] for run, info in result["runs"].items() if info.get("final")}
+    finals = {run: final for run, final in finals.items() if "iou" in final}
+    if not finals:
+        return []
+    names = next(iter(finals.values()))["class_names"]
+    lines = [
+        "IoU of each class in the final evaluation (mIoU weighs them equally):",
+        "",
+        "| run | " + " | ".join(names) + " | mIoU |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for run, final in finals.items():
+        ious = final["iou"]
+        miou = statistics.fmean(v for v in ious if v is not None)
+        lines.append(
+            f"| {run} | " + " | ".join(fmt(v, 3) for v in ious) + f" | **{fmt(miou, 3)}** |"
+        )
+    return [*lines, ""]
+
+
 def budget_section(results: list[tuple[str, str]]) -> list[str]:
     lines = []
     for name, title in results:
@@ -365,7 +393,7 @@ def budget_section(results: list[tuple[str, str]]) -> list[str]:
             last = [p for p in result["points"] if p["run"] == run][-1]
             final = info.get("final")
             evaluation = (
-                f"{final['split']}{' + flip TTA' if final['tta_hflip'] else ''}"
+                f"{final['split']}{tta_label(final)}"
                 f" (epoch {final['epoch']}): "
                 + ", ".join(f"{m.split('/')[-1]} {fmt(final[m], 4)}" for m in metrics)
                 if final
@@ -376,7 +404,7 @@ def budget_section(results: list[tuple[str, str]]) -> list[str]:
                 + " | ".join(fmt(last[m], 4) for m in metrics)
                 + f" | {evaluation} | {info['machine']} | {info['date']} |"
             )
-        lines += ["", *seed_summary(result)]
+        lines += ["", *seed_summary(result), *per_class_table(result)]
         lines += [f"![{title}]({budget_plot(name, result)})", "", "Commands:", ""]
         lines += [f"- {run}: `{info['command']}`" for run, info in result["runs"].items()]
         if name in NOTES:

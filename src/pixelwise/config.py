@@ -647,12 +647,6 @@ class ExperimentConfig:
             "data.sampler",
             "balanced draws images by their class, which segmentation images do not have",
         )
-        need(
-            self.task == "segmentation" or not self.data.rare_class_crop,
-            "data.rare_class_crop",
-            "places segmentation crops over rare classes' pixels; classification has "
-            "data.sampler=balanced",
-        )
         for key in ("auto_augment", "random_erasing"):
             need(
                 self.task in ("classification", "multilabel") or not getattr(self.data, key),

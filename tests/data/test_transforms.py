@@ -206,7 +206,6 @@ def test_photometric_distortion_changes_only_the_image():
         ("segmentation", {"random_erasing": 0.25}, "data.random_erasing"),
         ("classification", {"random_erasing": 2.0}, "data.random_erasing"),
         ("classification", {"auto_augment": "augmix", "in_channels": 4}, "data.in_channels"),
-        ("classification", {"rare_class_crop": 0.5, "rare_classes": [1]}, "data.rare_class_crop"),
         ("segmentation", {"rare_class_crop": 0.5}, "data.rare_classes"),
         ("segmentation", {"rare_class_crop": 1.5, "rare_classes": [1]}, "data.rare_class_crop"),
     ],
@@ -299,6 +298,29 @@ def test_rare_classes_by_name_and_their_errors():
     with pytest.raises(ConfigError, match="index 5 is out of range"):
         bad = make_config("segmentation", **data, rare_class_crop=1.0, rare_classes=[5])
         build_transform(bad.data, True, "segmentation", class_names=["sky", "pole"])
+    with pytest.raises(ConfigError, match="data.rare_class_crop places segmentation crops"):
+        classes = make_config("classification", rare_class_crop=0.5, rare_classes=[1])
+        build_transform(classes.data, True, "classification")
     with pytest.raises(ConfigError, match="takes no crops"):
         none = make_config("segmentation", augment="light", rare_class_crop=1.0, rare_classes=[1])
         build_transform(none.data, True, "segmentation")
+
+
+def test_rare_classes_reach_the_training_split_by_the_datasets_own_names():
+    from pixelwise.data import FormatDataset
+    from pixelwise.data.transforms import RareClassCrop
+
+    data = FormatDataset(
+        "digits_segmentation",
+        "train",
+        num_samples=8,
+        image_size=[32, 32],
+        crop_size=[16, 16],
+        rare_class_crop=1.0,
+        rare_classes=["background", "3"],  # a name, and a number: always a mask index
+    )
+    crop = next(t for t in data.transform.transforms if isinstance(t, RareClassCrop))
+    assert data.classes[:2] == ["background", "0"]
+    assert crop.classes.tolist() == [0, 3]
+    image, mask = data[0]
+    assert image.shape[-2:] == mask.shape == (16, 16)

@@ -291,6 +291,12 @@ def build_transform(
     """The pipeline for one split: geometry, photometry (train only), to float, normalise.
     ``class_names``: the dataset's, for ``data.rare_classes`` given by name."""
     steps: list[v2.Transform] = []
+    if cfg.rare_class_crop and task != "segmentation":
+        # Here, not in the config's checks: a dataset's task is known once it is read.
+        raise ConfigError(
+            "data.rare_class_crop places segmentation crops over rare classes' pixels; "
+            "for classes of whole images use data.sampler=balanced"
+        )
     if train:
         aug = augmentation_for(cfg, task)
         steps += _geometry(cfg, aug, task, class_names)
