@@ -301,9 +301,10 @@ def test_rare_classes_by_name_and_their_errors():
     with pytest.raises(ConfigError, match="data.rare_class_crop places segmentation crops"):
         classes = make_config("classification", rare_class_crop=0.5, rare_classes=[1])
         build_transform(classes.data, True, "classification")
-    with pytest.raises(ConfigError, match="takes no crops"):
-        none = make_config("segmentation", augment="light", rare_class_crop=1.0, rare_classes=[1])
-        build_transform(none.data, True, "segmentation")
+    for keys in ({"augment": "light"}, {"augment": "default", "random_resized_crop": True}):
+        with pytest.raises(ConfigError, match="takes no RandomCrop"):
+            none = make_config("segmentation", **keys, rare_class_crop=1.0, rare_classes=[1])
+            build_transform(none.data, True, "segmentation")
 
 
 def test_rare_classes_reach_the_training_split_by_the_datasets_own_names():

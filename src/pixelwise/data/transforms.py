@@ -166,7 +166,8 @@ class RareClassCrop(v2.RandomCrop):
             return params
         mask = mask.as_subclass(torch.Tensor)
         mask = mask.reshape(mask.shape[-2:])
-        present = self.classes[torch.isin(self.classes, mask.unique())]
+        # A few comparisons, not mask.unique(): this runs per sample in the loader.
+        present = self.classes[torch.stack([(mask == c).any() for c in self.classes])]
         if not len(present):
             return params
         chosen = present[int(torch.randint(len(present), ()))]
@@ -225,8 +226,10 @@ def _geometry(
     size = list(cfg.image_size)
     fill = _fill(cfg.ignore_index)
     if aug.random_resized_crop:
-        return [v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)]
-    steps: list[v2.Transform] = [Resize(size, antialias=True)]
+        steps: list[v2.Transform] = [v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True)]
+        _check_rare_class_crop(cfg, task, steps)
+        return steps
+    steps = [Resize(size, antialias=True)]
     crop = list(cfg.crop_size) if cfg.crop_size and task == "segmentation" else size
     if aug.random_scale:
         low, high = aug.random_scale
@@ -246,12 +249,19 @@ def _geometry(
                 padding_mode=cfg.crop_padding_mode,
             )
         )
-    if task == "segmentation" and cfg.rare_class_crop and len(steps) == 1:
-        raise ConfigError(
-            "data.rare_class_crop: this augmentation takes no crops (set data.random_scale, "
-            "or a data.crop_size smaller than data.image_size)"
-        )
+    _check_rare_class_crop(cfg, task, steps)
     return steps
+
+
+def _check_rare_class_crop(cfg: DataConfig, task: str, steps: list[v2.Transform]) -> None:
+    """``data.rare_class_crop`` acts through a crop step; without one it would do nothing."""
+    cropped = any(isinstance(step, RareClassCrop) for step in steps)
+    if task == "segmentation" and cfg.rare_class_crop and not cropped:
+        raise ConfigError(
+            "data.rare_class_crop: this augmentation takes no RandomCrop (set "
+            "data.random_scale, or a data.crop_size smaller than data.image_size, and no "
+            "data.random_resized_crop)"
+        )
 
 
 AUTO_AUGMENT = {
