@@ -5,6 +5,7 @@ import os
 import typing
 
 import pytest
+import torch
 import yaml
 
 from pixelwise.config import (
@@ -24,6 +25,7 @@ from pixelwise.config import (
     to_dict,
 )
 from pixelwise.errors import MissingFileError
+from pixelwise.models import create_model
 
 MINIMAL = "task: classification\ndata:\n  format: digits\n"
 
@@ -341,6 +343,23 @@ def test_every_bundled_config_loads_and_shared_blocks_stay_shared():
     assert len(transfer) == 4 and all(c.data == transfer[0].data for c in transfer)
     assert configs["cifar10_transfer_scratch"].model.weights is None
     assert configs["cifar10_fast"].schedule.warmup_epochs == 2.3  # documented runs set it
+
+
+def test_the_distillation_student_is_the_fast_recipe_at_a_tenth_of_a_cifar_vgg16():
+    teacher, student = load_config("cifar10_fast"), load_config("cifar10_fast_student")
+    for section in ("data", "loss", "optim", "schedule", "train", "eval"):
+        assert getattr(student, section) == getattr(teacher, section), section
+    assert student.model.name == teacher.model.name and student.distill.teacher
+
+    def parameters(module: torch.nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    with torch.device("meta"):  # shapes only: VGG-16 is 134M parameters
+        vgg16 = create_model("vgg16", num_classes=10)
+        small = create_model(student.model.name, num_classes=10, **student.model.options)
+    cifar_vgg16 = parameters(vgg16.features) + 512 * 10 + 10  # one 512 -> 10 classifier
+    assert 14_000_000 < cifar_vgg16 < 15_000_000
+    assert parameters(small) <= cifar_vgg16 / 10
 
 
 # --------------------------------------------------------------------------- spellings
