@@ -33,6 +33,7 @@ from PIL import Image
 
 from pixelwise.cli import main
 from pixelwise.log import logger, setup_logging
+from pixelwise.run import RunDir
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -707,6 +708,25 @@ def _(t: Torture) -> None:
     result = t.cli("eval", run_dir)
     assert result.code == 0, result.err
     assert json.loads((run_dir / "eval" / "testing.json").read_text())["split"] == "testing"
+
+
+@bad_input("val-split-is-the-test-split-final-evaluation-of-last")
+def _(t: Torture) -> None:
+    """``data.val_split: test`` (as ``cifar10_fast``): best.pt was chosen on the test
+    figures, so the final evaluation is of last.pt, said once in a warning."""
+    root = class_folders(t.tmp / "data" / "train", {"a": 6, "b": 6}).parent
+    class_folders(root / "test", {"a": 3, "b": 3}, seed=500)
+    config = folder_config(t.tmp, root, val_split="test", val_fraction=0.0, test_fraction=0.0)
+    run_dir = t.tmp / "run"
+    train = t.cli("train", config, "--run-dir", run_dir, "train.epochs=2")
+    assert train.code == 0, train.err
+    warning = [line for line in train.err.splitlines() if "best.pt was chosen" in line]
+    assert len(warning) == 1 and "data.val_split is the test split 'test'" in warning[0]
+    assert sorted(p.name for p in (run_dir / "eval").iterdir()) == ["test-last.json"]
+    report = json.loads((run_dir / "eval" / "test-last.json").read_text())
+    assert report["checkpoint"] == "checkpoints/last.pt" and report["epoch"] == 2
+    assert RunDir(run_dir).headline_evaluation()[0] == "test-last"
+    assert (run_dir / "checkpoints" / "best.pt").is_file()  # still there for those who ask
 
 
 @bad_input("test-split-absent-no-silent-fallback")

@@ -141,9 +141,19 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     """The best checkpoint on the test split. Where the dataset has no test split, the
     validation split is evaluated instead and a warning says so (those figures chose
     the checkpoint: they are not a held-out estimate). Where no ``best.pt`` exists (the
-    best metric was never defined), ``last.pt`` is evaluated, with a warning."""
+    best metric was never defined), ``last.pt`` is evaluated, with a warning. Where the
+    validation split is the test split itself (``cifar10_fast`` reports test accuracy
+    each epoch), ``best.pt`` was chosen on the test figures: ``last.pt`` is evaluated
+    instead, which nothing chose, and a warning says so."""
     which = "best"
-    if not run.checkpoint_file("best").is_file():
+    if cfg.data.val_split == cfg.data.test_split and run.checkpoint_file("last").is_file():
+        logger.warning(
+            f"data.val_split is the test split '{cfg.data.test_split}': best.pt was chosen "
+            "on it, so the final evaluation is of last.pt (a held-out figure only for the "
+            "last epoch; do not tune on these figures)"
+        )
+        which = "last"
+    elif not run.checkpoint_file("best").is_file():
         if not run.checkpoint_file("last").is_file():
             logger.warning(f"{run.path}: no checkpoint was written; nothing to evaluate")
             return None

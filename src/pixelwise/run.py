@@ -272,12 +272,16 @@ class RunDir:
 
     def headline_evaluation(self) -> tuple[str, dict[str, Any]] | None:
         """The evaluation a summary shows: the best checkpoint, plain, on the test split,
-        else on the validation split, else the first saved; ``(file stem, payload)``."""
+        else on the validation split, else the first saved; ``(file stem, payload)``.
+        Where the validation split is the test split, ``last.pt``'s first: the final
+        evaluation of such a run (``best.pt`` was chosen on the test figures)."""
         saved = self.evaluations()
         if not saved:
             return None
         cfg = self.config()
-        for stem in (cfg.data.test_split, cfg.data.val_split):
+        test, val = cfg.data.test_split, cfg.data.val_split
+        chosen_on_test = [f"{test}-last", f"{test}-last-tta"] if test == val else []
+        for stem in (*chosen_on_test, test, val):
             if stem in saved:
                 return stem, saved[stem]
         stem = next(iter(saved))
