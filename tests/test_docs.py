@@ -191,7 +191,8 @@ def cuts(config: str | None, given: list[str], fixtures: Fixtures) -> list[str]:
         if cfg.model.name == "small_cnn" and not sets_model:
             out += ["model.options={width: 8, dropout: 0.0}"]
     elif cfg.data.format == "image_folder":
-        out += [f"data.root={fixtures.cifar()}", "data.image_size=[8, 8]", "data.cache=false"]
+        size = "[16, 16]" if cfg.model.name == "cifar_fastnet" else "[8, 8]"  # 3 pools
+        out += [f"data.root={fixtures.cifar()}", f"data.image_size={size}", "data.cache=false"]
     elif cfg.data.format == "mask_folder" and cfg.data.mask_mode == "binary":
         out += [f"data.root={fixtures.thin()}", "data.image_size=[32, 32]", "data.crop_size=null"]
         out += ["data.cache=false"] + ([] if sets_model else ["model.options={base_channels: 4}"])

@@ -726,6 +726,10 @@ def _(t: Torture) -> None:
     report = json.loads((run_dir / "eval" / "test-last.json").read_text())
     assert report["checkpoint"] == "checkpoints/last.pt" and report["epoch"] == 2
     assert RunDir(run_dir).headline_evaluation()[0] == "test-last"
+    assert RunDir(run_dir).default_checkpoint() == "last"  # report, analyze, a teacher
+    again = t.cli("eval", run_dir)  # `eval` defaults to the same checkpoint
+    assert again.code == 0 and "test-last.json" in again.out
+    assert sorted(p.name for p in (run_dir / "eval").iterdir()) == ["test-last.json"]
     assert (run_dir / "checkpoints" / "best.pt").is_file()  # still there for those who ask
 
 

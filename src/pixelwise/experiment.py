@@ -39,8 +39,8 @@ def run_experiment(
     on_epoch: EpochHook | None = None,
     pieces: Pieces | None = None,
 ) -> tuple[TrainResult, EvalResult | None]:
-    """Train; then (rank 0) plot the curves, evaluate the best checkpoint on the test
-    split and write the report. ``on_epoch`` is called after each epoch, as ``fit``
+    """Train; then (rank 0) plot the curves, evaluate the run's checkpoint
+    (``RunDir.default_checkpoint``: the best) on the test split and write the report. ``on_epoch`` is called after each epoch, as ``fit``
     calls it; ``pieces`` are a user's own model, datasets and loss (``pixelwise.fit``).
     Under ``torchrun`` every process calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
@@ -74,7 +74,8 @@ def run_experiment(
         if averaged is not None and test is not None:
             logger.info(
                 f"the {cfg.train.keep_best} best checkpoints averaged: {averaged.title} "
-                f"{headline_of(averaged)} (best alone: {headline_of(test)})"
+                f"{headline_of(averaged)} ({run.default_checkpoint()} alone: "
+                f"{headline_of(test)})"
             )
     if cfg.train.report:
         write_run_report(run, evaluate_missing=False)
@@ -145,14 +146,9 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     validation split is the test split itself (``cifar10_fast`` reports test accuracy
     each epoch), ``best.pt`` was chosen on the test figures: ``last.pt`` is evaluated
     instead, which nothing chose, and a warning says so."""
-    which = "best"
-    if cfg.data.val_split == cfg.data.test_split and run.checkpoint_file("last").is_file():
-        logger.warning(
-            f"data.val_split is the test split '{cfg.data.test_split}': best.pt was chosen "
-            "on it, so the final evaluation is of last.pt (a held-out figure only for the "
-            "last epoch; do not tune on these figures)"
-        )
-        which = "last"
+    which = run.default_checkpoint()
+    if run.chosen_on_test() and which != "best":
+        warn_chosen_on_test(cfg, which)
     elif not run.checkpoint_file("best").is_file():
         if not run.checkpoint_file("last").is_file():
             logger.warning(f"{run.path}: no checkpoint was written; nothing to evaluate")
@@ -182,9 +178,25 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     return result
 
 
+def warn_chosen_on_test(cfg: ExperimentConfig, which: str) -> None:
+    stopped = " (early stopping on it chose the last epoch, though)"
+    logger.warning(
+        f"data.val_split is the test split '{cfg.data.test_split}': best.pt was chosen "
+        f"on it, so the final evaluation is of {which}.pt"
+        + (stopped if cfg.train.early_stopping.enabled else "")
+        + "; do not tune on these figures"
+    )
+    if cfg.train.average_best:
+        logger.warning(
+            "train.average_best averages the checkpoints ranked on the test split: "
+            "its figures on that split are not held-out either"
+        )
+
+
 def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalResult | None:
-    """The best checkpoint, in the user's own model object, on the test data (the given
-    ``test_data``, else the config's test split); a warning where there is none."""
+    """The run's own checkpoint (``RunDir.default_checkpoint``), in the user's own model
+    object, on the test data (the given ``test_data``, else the config's test split); a
+    warning where there is none."""
     splits = user_splits(cfg, pieces) if pieces.has_data else run.splits()
     split = cfg.data.test_split if cfg.data.test_split in splits.datasets else cfg.data.val_split
     if split not in splits.datasets:
@@ -194,9 +206,12 @@ def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalR
         logger.warning(
             f"no test data: the best checkpoint is evaluated on '{split}', which chose it"
         )
-    model = pieces.model if pieces.model is not None else run.load_model("best")[0]
+    which = run.default_checkpoint()
+    if run.chosen_on_test() and which != "best" and split == cfg.data.test_split:
+        warn_chosen_on_test(cfg, which)
+    model = pieces.model if pieces.model is not None else run.load_model(which)[0]
     result = evaluate_in_memory(
-        run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss
+        run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss, which
     )
     if not result.matrix.numel():  # multilabel: no confusion matrix
         return result

@@ -219,11 +219,31 @@ class RunDir:
             self._splits = build_datasets(self.config(), self.path)
         return self._splits
 
+    def chosen_on_test(self) -> bool:
+        """Whether ``best.pt`` was chosen on the test split's figures: the validation
+        split is the test split (``cifar10_fast`` reports test accuracy each epoch) and
+        the best metric is a validation figure."""
+        if self.given_checkpoint is not None or not self.config_file.is_file():
+            return False
+        cfg = self.config()
+        return cfg.data.val_split == cfg.data.test_split and cfg.best_metric.startswith("val")
+
     def default_checkpoint(self) -> str:
-        """``best`` where it exists, else ``last``: what a summary of the run shows."""
-        if self.given_checkpoint is not None or self.checkpoint_file("best").is_file():
-            return "best"
-        return "last"
+        """The checkpoint the run's figures stand for, which every reader (the final
+        evaluation, ``eval``, the report, ``analyze``, a distillation teacher) uses:
+        ``best``, else ``last`` where only that exists; where ``best.pt`` was chosen on
+        the test split (``chosen_on_test``), the weights nothing chose: ``ema`` when the
+        best metric was the EMA's, else ``last``."""
+        if self.chosen_on_test():
+            ema = self.config().best_metric.startswith("val_ema")
+            if ema and self.checkpoint_file("ema").is_file():
+                return "ema"
+            if self.checkpoint_file("last").is_file():
+                return "last"
+        exists = {which: self.checkpoint_file(which).is_file() for which in ("best", "last")}
+        if self.given_checkpoint is None and not exists["best"] and exists["last"]:
+            return "last"
+        return "best"  # where neither exists, the error names best.pt
 
     def save_config(self, cfg: ExperimentConfig) -> None:
         with self.writing(self.config_file):
@@ -273,15 +293,19 @@ class RunDir:
     def headline_evaluation(self) -> tuple[str, dict[str, Any]] | None:
         """The evaluation a summary shows: the best checkpoint, plain, on the test split,
         else on the validation split, else the first saved; ``(file stem, payload)``.
-        Where the validation split is the test split, ``last.pt``'s first: the final
-        evaluation of such a run (``best.pt`` was chosen on the test figures)."""
+        The checkpoint is ``default_checkpoint``'s (``last`` where ``best.pt`` was chosen
+        on the test split), plain or with test-time augmentation."""
         saved = self.evaluations()
         if not saved:
             return None
         cfg = self.config()
-        test, val = cfg.data.test_split, cfg.data.val_split
-        chosen_on_test = [f"{test}-last", f"{test}-last-tta"] if test == val else []
-        for stem in (*chosen_on_test, test, val):
+        checkpoint = self.default_checkpoint()
+        stems = [
+            self.eval_file(split, checkpoint, tta).stem
+            for split in (cfg.data.test_split, cfg.data.val_split)
+            for tta in (False, True)
+        ]
+        for stem in stems:
             if stem in saved:
                 return stem, saved[stem]
         stem = next(iter(saved))

@@ -25,9 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--checkpoint",
-        default="best",
+        default=None,
         choices=["best", "last", "ema", "averaged"],
-        help="which checkpoint of a run directory (default: best)",
+        help="which checkpoint of a run directory (default: best; last where the run's "
+        "validation split is its test split, since best.pt was chosen on it)",
     )
     p.add_argument(
         "--data",

@@ -24,8 +24,9 @@ from ..run import RunDir, RunNotFoundError, model_from_state, read_model_file
 def load_teacher(
     path: str | Path, num_classes: int, in_channels: int, device: torch.device
 ) -> nn.Module:
-    """The teacher in eval mode, frozen, on ``device``: a run directory's best checkpoint
-    or a checkpoint file, opened as every reader opens a run (``weights_only``)."""
+    """The teacher in eval mode, frozen, on ``device``: a run directory's own checkpoint
+    (``RunDir.default_checkpoint``: the best) or a checkpoint file, opened as every
+    reader opens a run (``weights_only``)."""
     path = Path(path)
     if (
         path.is_file()
@@ -40,7 +41,8 @@ def load_teacher(
                 f"distill.teacher: no run directory or checkpoint at {path} "
                 "(give a run directory or a .pt file)"
             )
-        teacher, card = RunDir(path).load_model("best")
+        run = RunDir(path)
+        teacher, card = run.load_model(run.default_checkpoint())
     card.check_fits(
         f"distill.teacher {path}", card.model, num_classes, in_channels, role="the student"
     )

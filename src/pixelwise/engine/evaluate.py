@@ -110,7 +110,7 @@ def evaluate_run(
     path: str | Path | RunDir,
     split: str | None = None,
     overrides: list[str] | None = None,
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
     write: bool = True,
     tta_hflip: bool | None = None,
     sliding_window: bool | None = None,
@@ -126,9 +126,12 @@ def evaluate_run(
     (``data.eval_size=native`` unless overridden) with windows of ``eval.window_size``,
     by default the size the model was trained on. Writes ``RunDir.eval_file(...)``:
     ``eval/<split>.json`` for the best checkpoint's plain evaluation, a file of its own
-    for any other checkpoint or inference.
+    for any other checkpoint or inference. ``checkpoint`` None: the run's own
+    (``RunDir.default_checkpoint``: ``best``, or ``last`` where ``best.pt`` was chosen on
+    the test split).
     """
     run = path if isinstance(path, RunDir) else RunDir(path)
+    checkpoint = checkpoint or run.default_checkpoint()
     data_overrides = [o if o.startswith("data.") else f"data.{o}" for o in overrides or []]
     trained = run.config()
     cfg = run.config(data_overrides) if data_overrides else trained
