@@ -99,6 +99,8 @@ def main() -> None:
         bench_command += [f"--{option}", getattr(args, option)]
     for metric in args.metric:
         bench_command += ["--metric", metric]
+    if args.existing is not None:  # collected, not trained: say from where
+        bench_command += ["--existing", str(args.existing)]
     bench_command += args.overrides
     # The load average says how much else ran; of a finished run's start it is unknown.
     host = machine(load=args.existing is None)
