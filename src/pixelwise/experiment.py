@@ -40,8 +40,8 @@ def run_experiment(
     pieces: Pieces | None = None,
 ) -> tuple[TrainResult, EvalResult | None]:
     """Train; then (rank 0) plot the curves, evaluate the run's checkpoint
-    (``RunDir.default_checkpoint``: the best) on the test split and write the report. ``on_epoch`` is called after each epoch, as ``fit``
-    calls it; ``pieces`` are a user's own model, datasets and loss (``pixelwise.fit``).
+    (``RunDir.default_checkpoint``: the best) on the test split and write the report.
+    ``on_epoch`` is called after each epoch, as ``fit`` calls it; ``pieces`` are a user's own model, datasets and loss (``pixelwise.fit``).
     Under ``torchrun`` every process calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
     hooks = [hook for hook in (gif, on_epoch) if hook is not None]
@@ -147,9 +147,8 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     each epoch), ``best.pt`` was chosen on the test figures: ``last.pt`` is evaluated
     instead, which nothing chose, and a warning says so."""
     which = run.default_checkpoint()
-    if run.chosen_on_test() and which != "best":
-        warn_chosen_on_test(cfg, which)
-    elif not run.checkpoint_file("best").is_file():
+    chosen_on_test = warn_if_chosen_on_test(run, cfg, which)
+    if not chosen_on_test and not run.checkpoint_file("best").is_file():
         if not run.checkpoint_file("last").is_file():
             logger.warning(f"{run.path}: no checkpoint was written; nothing to evaluate")
             return None
@@ -178,7 +177,11 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
     return result
 
 
-def warn_chosen_on_test(cfg: ExperimentConfig, which: str) -> None:
+def warn_if_chosen_on_test(run: RunDir, cfg: ExperimentConfig, which: str) -> bool:
+    """Says once why the test split's figures are of ``which``, not ``best.pt``, where
+    ``best.pt`` was chosen on them; True when it said so."""
+    if not run.chosen_on_test() or which == "best":
+        return False
     stopped = " (early stopping on it chose the last epoch, though)"
     logger.warning(
         f"data.val_split is the test split '{cfg.data.test_split}': best.pt was chosen "
@@ -191,6 +194,7 @@ def warn_chosen_on_test(cfg: ExperimentConfig, which: str) -> None:
             "train.average_best averages the checkpoints ranked on the test split: "
             "its figures on that split are not held-out either"
         )
+    return True
 
 
 def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalResult | None:
@@ -207,8 +211,8 @@ def evaluate_pieces(run: RunDir, cfg: ExperimentConfig, pieces: Pieces) -> EvalR
             f"no test data: the best checkpoint is evaluated on '{split}', which chose it"
         )
     which = run.default_checkpoint()
-    if run.chosen_on_test() and which != "best" and split == cfg.data.test_split:
-        warn_chosen_on_test(cfg, which)
+    if split == cfg.data.test_split:
+        warn_if_chosen_on_test(run, cfg, which)
     model = pieces.model if pieces.model is not None else run.load_model(which)[0]
     result = evaluate_in_memory(
         run, cfg, model, splits.datasets[split], split, splits.class_names, pieces.loss, which
