@@ -211,6 +211,38 @@ def test_auto_float32_on_a_cpu_is_float32_in_another_layout(classifier_run, monk
         np.testing.assert_allclose(a.all_probabilities, r.all_probabilities, atol=1e-5)
 
 
+def test_channels_last_input_gets_channels_last_weights(classifier_run, monkeypatch):
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
+    _, run_dir = classifier_run
+
+    def convolution_weights(predictor) -> list[torch.Tensor]:
+        return [m.weight for m in predictor.model.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    auto = pixelwise.load(run_dir, device="cpu")
+    exact = pixelwise.load(run_dir, device="cpu", precision="float32")
+    assert auto.compute.channels_last and convolution_weights(auto)
+    for weight in convolution_weights(auto):  # oneDNN need not reorder them per call
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+    for weight in convolution_weights(exact):  # float32: evaluation's layout, untouched
+        assert weight.is_contiguous()
+
+
+@pytest.mark.slow
+def test_compiled_prediction_agrees_with_eager_at_every_batch_shape(classifier_run):
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    images = images[:40]  # batches of 32 and 8: two shapes, two graphs
+    eager = pixelwise.load(run_dir, device="cpu", precision="float32")
+    compiled = pixelwise.load(run_dir, device="cpu", precision="float32", compile=True)
+    assert compiled.forward_model is not compiled.model  # the plain module stays for export
+    for tta in (False, True):
+        reference = eager.predict(images, return_probabilities=True, tta=tta)
+        results = compiled.predict(images, return_probabilities=True, tta=tta)
+        assert [r.indices for r in results] == [r.indices for r in reference]
+        for r, c in zip(reference, results):  # BatchNorm folded: summed in another order
+            np.testing.assert_allclose(c.all_probabilities, r.all_probabilities, atol=1e-5)
+
+
 def test_flip_tta_of_the_card_runs_only_when_asked(classifier_run, tmp_path):
     cfg, run_dir = classifier_run
     checkpoint = torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True)

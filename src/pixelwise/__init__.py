@@ -21,12 +21,15 @@ def load(
     device: Any = "auto",
     checkpoint: str = "best",
     precision: Literal["auto", "float32", "bfloat16"] = "auto",
+    compile: bool = False,
 ) -> Predictor:
     """A predictor from a run directory, a checkpoint or a ``.safetensors`` export
     (:func:`pixelwise.inference.load`)."""
     from .inference import load as load_predictor  # torch only when a model is loaded
 
-    return load_predictor(path, device=device, checkpoint=checkpoint, precision=precision)
+    return load_predictor(
+        path, device=device, checkpoint=checkpoint, precision=precision, compile=compile
+    )
 
 
 def fit(*args: Any, **kwargs: Any) -> Any:

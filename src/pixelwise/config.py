@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -124,6 +125,7 @@ class DataConfig:
     include_classes: list[int] | None = None  # keep only these class indices (renumbered)
     num_samples: int = 2000  # size of the synthetic digit-segmentation set
     class_weights: str | list[float] | None = None  # list, a stats JSON path, or a method
+    class_weight_power: float = 1.0  # weights ** power: 0.5 tempers them, 0 switches them off
     class_colors: str | list[list[int]] | None = None  # [[r, g, b]] per class, or a palette file
     # Batch mixing in the training step (engine/mixing.py): 0 switches each off.
     sampler: Literal["random", "balanced"] = "random"  # balanced: 1/count(class) draws
@@ -211,6 +213,11 @@ class DataConfig:
             not isinstance(self.class_weights, list) or n is None or len(self.class_weights) == n,
             "class_weights",
             f"needs one weight per class (data.num_classes={n})",
+        )
+        need(
+            math.isfinite(self.class_weight_power) and self.class_weight_power >= 0,
+            "class_weight_power",
+            f"must be a number >= 0, got {self.class_weight_power}",
         )
         need(
             self.mask_mode != "rgb" or self.palette is not None,

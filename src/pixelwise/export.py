@@ -234,7 +234,7 @@ def export_safetensors(model: nn.Module, card: ModelCard, out: Path) -> ExportRe
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata={CARD_KEY: json.dumps(card.to_dict()), "format": "pt"})
-    reloaded = load(out, device="cpu").model
+    reloaded = load(out, device="cpu", precision="float32").model
     for key, value in reloaded.state_dict().items():
         if not torch.equal(value, tensors[key]):
             raise ExportError(f"{out}: tensor {key} changed on the round trip")
@@ -257,7 +257,7 @@ def export_hf(model: nn.Module, card: ModelCard, out: Path) -> ExportResult:
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(hf_config(card), indent=1))
     (out / "README.md").write_text(hf_readme(card))
-    reloaded = load(out, device="cpu").model
+    reloaded = load(out, device="cpu", precision="float32").model
     inputs = check_inputs(card, [])[:2]
     checks = run_checks(model, inputs, lambda x: split_output(reloaded(x))[0])
     return ExportResult(out, "hf", _max(checks), checks, [], "safetensors + config.json")
@@ -355,7 +355,8 @@ def export(
     """Export a run directory's ``which`` checkpoint (or a checkpoint file) and verify it."""
     if format not in FORMATS:
         raise ExportError(f"unknown export format {format!r} (valid: {', '.join(FORMATS)})")
-    predictor = load(checkpoint, device="cpu", checkpoint=which)
+    # float32: the model as trained, in its own layout (auto would make it channels_last).
+    predictor = load(checkpoint, device="cpu", checkpoint=which, precision="float32")
     source = Path(predictor.source)
     model, card = predictor.model.eval(), predictor.card
     path = Path(out) if out is not None else default_output(source, format)

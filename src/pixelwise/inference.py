@@ -11,7 +11,11 @@ runs it only when asked (``predict(..., tta=True)``), since it doubles the work.
 Speed: images are preprocessed a batch at a time as tensor operations, under
 ``torch.inference_mode``; ``precision="auto"`` runs bfloat16 autocast where the device
 computes it natively and float32 elsewhere (channels_last on CPUs);
-``precision="float32"`` reproduces the evaluation bit for bit (:class:`Compute`).
+``precision="float32"`` reproduces the evaluation bit for bit (:class:`Compute`). Where
+the input is channels_last, so are the weights, so oneDNN does not reorder them on every
+call. ``compile=True`` runs the forward pass through ``torch.compile`` with inductor's
+freezing (weights folded in as constants, BatchNorm into convolutions): a one-off cost
+of seconds per batch shape, worth it for many images (docs/inference.md).
 
 A run is opened as every reader opens it (``RunDir.load_model``); checkpoints are read
 with ``torch.load(weights_only=True)`` (``pixelwise.checkpoint``): a file whose pickle
@@ -288,11 +292,17 @@ class Predictor:
     source: str = ""
     max_image_pixels: int = 89_478_485
     precision: Precision = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.model.eval()
         zoo_model = ":" not in self.card.model  # not a user's class by import path
         self.compute = Compute.choose(self.precision, self.device, zoo_model)
+        if self.compute.channels_last:
+            # Weights in the inputs' layout: oneDNN would otherwise reorder each
+            # convolution's weights on every call (bench/bench_inference.py).
+            self.model.to(memory_format=torch.channels_last)
+        self.forward_model = compiled_for_inference(self.model) if self.compile else self.model
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -396,7 +406,7 @@ class Predictor:
         )
         with autocast:
             logits = predict_logits(
-                self.model,
+                self.forward_model,
                 batch,
                 tta_hflip=tta,
                 window=tuple(window) if window else None,
@@ -462,16 +472,27 @@ class Predictor:
         return Segmentation(mask, self.class_names, probabilities)
 
 
+def compiled_for_inference(model: nn.Module) -> nn.Module:
+    """``torch.compile`` for prediction: inductor's freezing treats the weights as
+    constants (BatchNorm folded into the convolutions, weights prepacked), which is
+    sound because a predictor never trains. One graph per batch shape (``dynamic=False``:
+    a full batch and the last, smaller one), each compiled when first seen. The weights
+    are read when a shape is compiled: change them and make a new predictor."""
+    return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
 # --------------------------------------------------------------------------- loading
 def load(
     path: str | Path,
     device: str | torch.device = "auto",
     checkpoint: str = "best",
     precision: Precision = "auto",
+    compile: bool = False,
 ) -> Predictor:
     """A :class:`Predictor` from a run directory (its ``checkpoint``: best, last or ema),
     a ``.pt`` checkpoint or a ``.safetensors`` export. ``precision`` (``auto``,
-    ``float32`` or ``bfloat16``): see :meth:`Compute.choose`."""
+    ``float32`` or ``bfloat16``): see :meth:`Compute.choose`; ``compile``: see
+    :func:`compiled_for_inference`."""
     path = Path(path)
     target = select_device(str(device))
     if (
@@ -490,4 +511,6 @@ def load(
         source = path
     else:
         raise RunNotFoundError(f"no run directory or checkpoint at {path}")
-    return Predictor(model.to(target), card, target, str(source), precision=precision)
+    return Predictor(
+        model.to(target), card, target, str(source), precision=precision, compile=compile
+    )

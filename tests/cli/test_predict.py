@@ -221,3 +221,24 @@ def test_without_out_predictions_go_to_a_new_folder_in_the_current_directory(
     assert (tmp_path / "predictions-2" / "predictions.csv").is_file()
     assert json.loads((tmp_path / "predictions" / "predictions.json").read_text()) == first
     assert not (tmp_path / "images" / "predictions").exists()  # never among the inputs
+
+
+def test_compile_flag_compiles_the_model_once_for_prediction(classifier, tmp_path, monkeypatch):
+    """--compile reaches the predictor (the compiled forward itself: tests/test_inference.py)."""
+    compiled = []
+
+    def record(model):
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr("pixelwise.inference.compiled_for_inference", record)
+    image = save_image(tmp_path / "x.png", (16, 16))
+    for flags in ([], ["--compile"]):
+        out = tmp_path / ("out" + "".join(flags))
+        assert main(["predict", str(classifier), str(image), "--out", str(out), *flags]) == 0
+        assert len(compiled) == len(flags)
+    plain, fast = (
+        json.loads((tmp_path / name / "predictions.json").read_text())["predictions"]
+        for name in ("out", "out--compile")
+    )
+    assert plain == fast

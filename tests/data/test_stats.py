@@ -7,6 +7,7 @@ import pytest
 import torch
 from data_fixtures import make_config, save
 
+from pixelwise.config import ConfigError
 from pixelwise.data.io import DataError
 from pixelwise.data.stats import (
     compute_stats,
@@ -114,3 +115,23 @@ def test_resolve_class_weights_from_every_kind_of_setting(tmp_path):
     missing = make_config("segmentation", class_weights="nowhere.json", **data).data
     with pytest.raises(DataError, match="pixelwise data stats"):
         resolve_class_weights(missing, 3)
+
+
+def test_class_weight_power_tempers_every_kind_of_setting(tmp_path):
+    root = segmentation_tree(tmp_path / "data")
+    data = dict(
+        format="mask_folder", root=str(root), num_classes=3, val_fraction=0, test_fraction=0
+    )
+    listed = dict(class_weights=[4.0, 0.0, 0.25], **data)
+    square_root = make_config("segmentation", class_weight_power=0.5, **listed).data
+    assert resolve_class_weights(square_root, 3).tolist() == [2.0, 0.0, 0.5]  # 0 stays 0
+    off = make_config("segmentation", class_weight_power=0.0, **listed).data
+    assert resolve_class_weights(off, 3).tolist() == [1.0, 0.0, 1.0]
+    method = dict(class_weights="inverse_frequency", **data)
+    full = resolve_class_weights(make_config("segmentation", **method).data, 3, tmp_path / "a")
+    half = make_config("segmentation", class_weight_power=0.5, **method).data
+    assert resolve_class_weights(half, 3, tmp_path / "b").tolist() == pytest.approx(
+        full.sqrt().tolist()
+    )
+    with pytest.raises(ConfigError, match=r"'data.class_weight_power' must be a number >= 0, got -1.0"):
+        make_config("segmentation", class_weight_power=-1.0, **listed)
