@@ -13,6 +13,7 @@ import torch
 
 import pixelwise
 from pixelwise.cli import main
+from pixelwise.errors import UserError
 from pixelwise.models import ModelError, create_model
 from pixelwise.plugins import PluginError, import_class
 from pixelwise.run import RunDir
@@ -160,3 +161,31 @@ def test_python_objects_train_with_every_output_convention(plugin, output):
     fresh = RunDir(result.run_dir).load_weights(TinyNet(width=8, output=output))
     assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(),
                                                   model.state_dict().values()))  # fmt: skip
+
+
+def test_validation_data_is_kept_when_val_split_is_the_test_split(plugin):
+    """data.val_split=test (as cifar10_fast has it): the val data given is what is
+    validated on, not dropped because no test data was given."""
+    from squares_plugin import Squares, TinyNet
+
+    overrides = ["train.epochs=1", "data.val_split=test", "train.tensorboard=false",
+                 "train.report=false", f"output_dir={plugin}"]  # fmt: skip
+    result, _ = pixelwise.fit(
+        model=TinyNet(), train_data=Squares("train"), val_data=Squares("val"), overrides=overrides
+    )
+    assert "val/accuracy" in result.history[-1]
+
+
+def test_two_datasets_for_one_split_are_refused(plugin):
+    from squares_plugin import Squares, TinyNet
+
+    overrides = ["train.epochs=1", "data.val_split=test", f"output_dir={plugin}"]
+    with pytest.raises(UserError, match=r"val_data and test_data both go to the 'test' split"):
+        pixelwise.fit(
+            model=TinyNet(),
+            train_data=Squares("train"),
+            val_data=Squares("val"),
+            test_data=Squares("val", size=16),
+            overrides=overrides,
+        )
+    assert not list(plugin.glob("*/checkpoints/*.pt"))  # refused before any training

@@ -537,13 +537,26 @@ def read_data(
 
 
 def user_splits(cfg: ExperimentConfig, pieces: Pieces) -> DataSplits:
-    """A user's datasets as the loop's splits, used as they are (no transform)."""
-    given = {
-        cfg.data.train_split: pieces.train_data,
-        cfg.data.val_split: pieces.val_data,
-        cfg.data.test_split: pieces.test_data,
-    }
-    datasets = {name: TransformedDataset(d, None) for name, d in given.items() if d is not None}
+    """A user's datasets as the loop's splits, used as they are (no transform).
+
+    Each goes to the split its ``data.*_split`` names. Where two names are one split
+    (``data.val_split: test``, as ``cifar10_fast`` has it), one dataset may fill it;
+    two different ones are refused rather than one silently dropped."""
+    given: dict[str, tuple[str, Dataset]] = {}
+    for key, split, data in (
+        ("train_data", cfg.data.train_split, pieces.train_data),
+        ("val_data", cfg.data.val_split, pieces.val_data),
+        ("test_data", cfg.data.test_split, pieces.test_data),
+    ):
+        if data is None:
+            continue
+        if split in given and given[split][1] is not data:
+            raise UserError(
+                f"{given[split][0]} and {key} both go to the {split!r} split (data.*_split "
+                "name it twice): pass one of them, or give the splits different names"
+            )
+        given[split] = (key, data)
+    datasets = {name: TransformedDataset(d, None) for name, (_, d) in given.items()}
     names = pieces.class_names or cfg.data.class_names
     names = names or getattr(pieces.train_data, "classes", None)
     if names is None:
