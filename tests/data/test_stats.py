@@ -133,5 +133,7 @@ def test_class_weight_power_tempers_every_kind_of_setting(tmp_path):
     assert resolve_class_weights(half, 3, tmp_path / "b").tolist() == pytest.approx(
         full.sqrt().tolist()
     )
-    with pytest.raises(ConfigError, match=r"'data.class_weight_power' must be a number >= 0, got -1.0"):
+    with pytest.raises(
+        ConfigError, match=r"'data.class_weight_power' must be a number >= 0, got -1.0"
+    ):
         make_config("segmentation", class_weight_power=-1.0, **listed)
