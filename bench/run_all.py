@@ -309,6 +309,7 @@ def budget_plot(name: str, result: dict) -> str:
     metric = result["metrics"][0]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
     colours: dict[str, str] = {}  # one colour per setting, whatever its seed
+    stars: set[str] = set()
     for run, info in result["runs"].items():
         points = [p for p in result["points"] if p["run"] == run]
         setting, _ = split_seed(run)
@@ -323,25 +324,24 @@ def budget_plot(name: str, result: dict) -> str:
             line.set_label(setting)
         final = info.get("final")
         if final and tta_label(final) and final.get(metric) is not None:
-            # The final evaluation with test-time augmentation, at the run's last minute.
-            ax.plot(
-                points[-1]["minutes"],
-                final[metric],
-                marker="*",
-                markersize=12,
-                color=line.get_color(),
-                label=run + tta_label(final).replace(" + ", ", "),
-            )
+            # The final evaluation with test-time augmentation, at the run's last minute;
+            # one legend entry for every star of the same kind, in grey.
+            ax.plot(points[-1]["minutes"], final[metric], marker="*", markersize=12,
+                    color=line.get_color())  # fmt: skip
+            stars.add(tta_label(final).removeprefix(" + ").replace(" + ", ", "))
     if name in TARGETS:
         value, label = TARGETS[name]
         ax.axhline(value, color="grey", linestyle="--", linewidth=1, label=label)
+    if stars:  # one entry for the stars: each is its run's colour
+        ax.plot([], [], marker="*", markersize=12, linestyle="none", color="grey",
+                label="final evaluation, " + " or ".join(sorted(stars)))  # fmt: skip
     ax.set_xlabel("training minutes")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    # Beside the axes, never over the curves.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize="small", frameon=False)
     IMAGES.mkdir(parents=True, exist_ok=True)
-    fig.savefig(IMAGES / f"{name}.png")
+    fig.savefig(IMAGES / f"{name}.png", bbox_inches="tight")
     plt.close(fig)
     return f"img/{name}.png"
 
