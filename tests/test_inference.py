@@ -228,19 +228,50 @@ def test_channels_last_input_gets_channels_last_weights(classifier_run, monkeypa
 
 
 @pytest.mark.slow
-def test_compiled_prediction_agrees_with_eager_at_every_batch_shape(classifier_run):
+def test_compiled_prediction_agrees_with_eager_at_every_batch_shape(classifier_run, monkeypatch):
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
     cfg, run_dir = classifier_run
     images, _ = raw_split(cfg, run_dir, "test")
     images = images[:40]  # batches of 32 and 8: two shapes, two graphs
     eager = pixelwise.load(run_dir, device="cpu", precision="float32")
-    compiled = pixelwise.load(run_dir, device="cpu", precision="float32", compile=True)
-    assert compiled.forward_model is not compiled.model  # the plain module stays for export
-    for tta in (False, True):
-        reference = eager.predict(images, return_probabilities=True, tta=tta)
-        results = compiled.predict(images, return_probabilities=True, tta=tta)
-        assert [r.indices for r in results] == [r.indices for r in reference]
-        for r, c in zip(reference, results):  # BatchNorm folded: summed in another order
-            np.testing.assert_allclose(c.all_probabilities, r.all_probabilities, atol=1e-5)
+    for precision in ("float32", "auto"):  # auto: float32 on channels_last weights
+        compiled = pixelwise.load(run_dir, device="cpu", precision=precision, compile=True)
+        assert compiled.forward_model is not compiled.model  # the plain one stays for export
+        for tta in (False, True):
+            reference = eager.predict(images, return_probabilities=True, tta=tta)
+            results = compiled.predict(images, return_probabilities=True, tta=tta)
+            for r, c in zip(reference, results):  # BatchNorm folded: another order of sums
+                np.testing.assert_allclose(c.all_probabilities, r.all_probabilities, atol=1e-5)
+
+
+def test_a_compiler_failure_warns_once_and_predicts_uncompiled(classifier_run, monkeypatch, caplog):
+    """No C++ compiler, or an operation inductor cannot freeze: the first forward pass
+    of a compiled model fails; the predictor says so and goes on with the plain model."""
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    calls = []
+
+    class FailsToCompile(torch.nn.Module):
+        def forward(self, x):
+            calls.append(len(x))
+            cause = RuntimeError("CppCompileError: C++ compile error\ng++: not found")
+            raise torch._dynamo.exc.BackendCompilerFailed(lambda *a: None, cause, None)
+
+    monkeypatch.setattr("pixelwise.inference.compiled_for_inference", lambda m: FailsToCompile())
+    predictor = pixelwise.load(run_dir, device="cpu", precision="float32", compile=True)
+    reference = pixelwise.load(run_dir, device="cpu", precision="float32")
+    with caplog.at_level("WARNING", logger="pixelwise"):
+        results = predictor.predict(images[:40], return_probabilities=True)
+    warnings = [r.getMessage() for r in caplog.records if "torch.compile failed" in r.getMessage()]
+    assert warnings == [
+        f"{predictor.source}: torch.compile failed (RuntimeError: CppCompileError: C++ "
+        "compile error); predicting without compiling"
+    ]
+    assert calls == [32]  # tried once, never again
+    assert predictor.forward_model is predictor.model
+    expected = reference.predict(images[:40], return_probabilities=True)
+    for r, e in zip(results, expected):
+        assert np.array_equal(r.all_probabilities, e.all_probabilities)
 
 
 def test_flip_tta_of_the_card_runs_only_when_asked(classifier_run, tmp_path):

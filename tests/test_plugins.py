@@ -180,7 +180,11 @@ def test_two_datasets_for_one_split_are_refused(plugin):
     from squares_plugin import Squares, TinyNet
 
     overrides = ["train.epochs=1", "data.val_split=test", f"output_dir={plugin}"]
-    with pytest.raises(UserError, match=r"val_data and test_data both go to the 'test' split"):
+    message = (
+        r"val_data and test_data both go to the 'test' split "
+        r"\(data.val_split and data.test_split are both 'test'\)"
+    )
+    with pytest.raises(UserError, match=message):
         pixelwise.fit(
             model=TinyNet(),
             train_data=Squares("train"),

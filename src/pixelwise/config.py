@@ -220,6 +220,11 @@ class DataConfig:
             f"must be a number >= 0, got {self.class_weight_power}",
         )
         need(
+            self.class_weight_power == 1 or self.class_weights is not None,
+            "class_weight_power",
+            "tempers data.class_weights, which is not set",
+        )
+        need(
             self.mask_mode != "rgb" or self.palette is not None,
             "mask_mode",
             "rgb needs data.palette",

@@ -51,6 +51,7 @@ from .card import ModelCard, Preprocessing
 from .data.io import read_image
 from .data.transforms import Resize
 from .errors import UserError
+from .log import logger
 from .run import RunDir, RunNotFoundError, is_hf_folder, model_from_state, read_model_file
 from .runtime import fast_bfloat16, select_device
 from .tta import predict_logits
@@ -299,10 +300,15 @@ class Predictor:
         zoo_model = ":" not in self.card.model  # not a user's class by import path
         self.compute = Compute.choose(self.precision, self.device, zoo_model)
         if self.compute.channels_last:
-            # Weights in the inputs' layout: oneDNN would otherwise reorder each
-            # convolution's weights on every call (bench/bench_inference.py).
+            # Weights in the inputs' layout (in place): oneDNN would otherwise reorder
+            # each convolution's weights on every call (bench/bench_inference.py).
             self.model.to(memory_format=torch.channels_last)
-        self.forward_model = compiled_for_inference(self.model) if self.compile else self.model
+        self._compiled = compiled_for_inference(self.model) if self.compile else None
+
+    @property
+    def forward_model(self) -> nn.Module:
+        """What the forward passes call: the compiled module, or ``model`` itself."""
+        return self.model if self._compiled is None else self._compiled
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -392,11 +398,28 @@ class Predictor:
                 results += self._segment(chunk, return_probabilities, sliding_window, tta)
         return results[0] if single else results
 
+    @torch.inference_mode()  # also when called directly: freezing needs grad off
     def logits(
         self, batch: torch.Tensor, window: Sequence[int] | None = None, tta: bool = False
     ) -> torch.Tensor:
         """float32 logits of a preprocessed batch, with flip averaging (``tta``) and
-        windows, in the predictor's ``precision``."""
+        windows, in the predictor's ``precision``. Where compiling fails (no C++
+        compiler, an operation inductor cannot freeze), one warning says so and the
+        predictor goes on uncompiled."""
+        if self._compiled is not None:
+            try:
+                return self._logits(batch, window, tta)
+            except torch._dynamo.exc.BackendCompilerFailed as error:
+                cause = getattr(error, "inner_exception", error)
+                first_line = (str(cause).strip().splitlines() or [""])[0]
+                logger.warning(
+                    f"{self.source or 'model'}: torch.compile failed "
+                    f"({type(cause).__name__}: {first_line}); predicting without compiling"
+                )
+                self._compiled = None
+        return self._logits(batch, window, tta)
+
+    def _logits(self, batch: torch.Tensor, window: Sequence[int] | None, tta: bool) -> torch.Tensor:
         prep = self.preprocessing
         batch = batch.to(self.device)
         if self.compute.channels_last:
@@ -475,9 +498,12 @@ class Predictor:
 def compiled_for_inference(model: nn.Module) -> nn.Module:
     """``torch.compile`` for prediction: inductor's freezing treats the weights as
     constants (BatchNorm folded into the convolutions, weights prepacked), which is
-    sound because a predictor never trains. One graph per batch shape (``dynamic=False``:
-    a full batch and the last, smaller one), each compiled when first seen. The weights
-    are read when a shape is compiled: change them and make a new predictor."""
+    sound because a predictor never trains. One graph per input shape (``dynamic=False``),
+    each compiled when first seen: for a classifier, or images resized to the card's
+    size, a full batch and the last, smaller one; segmentation at each image's own size
+    compiles each new (batch, height, width) until torch's recompile limit (8), after
+    which it runs uncompiled. The weights are read when a shape is compiled: change them
+    and make a new predictor."""
     return torch.compile(model, dynamic=False, options={"freezing": True})
 
 

@@ -137,3 +137,5 @@ def test_class_weight_power_tempers_every_kind_of_setting(tmp_path):
         ConfigError, match=r"'data.class_weight_power' must be a number >= 0, got -1.0"
     ):
         make_config("segmentation", class_weight_power=-1.0, **listed)
+    with pytest.raises(ConfigError, match=r"tempers data.class_weights, which is not set"):
+        make_config("segmentation", class_weight_power=0.5, **data)

@@ -192,7 +192,7 @@ def resolve_class_weights(
     ``run_dir`` has one; the result is saved there as ``class_weights.json`` and reused);
     or the path of a JSON written by ``pixelwise data stats``, optionally ``PATH:method``.
     ``data.class_weight_power`` then raises each weight to that power: median-frequency
-    weights span 0.15 to 9 on CamVid, and a power below 1 narrows the range, trading less
+    weights span 0.15 to 8.8 on CamVid, and a power below 1 narrows the range, trading less
     of the large classes' accuracy for the small ones. Call it after ``build_datasets``
     so that the run's split exists.
     """

@@ -543,19 +543,22 @@ def user_splits(cfg: ExperimentConfig, pieces: Pieces) -> DataSplits:
     (``data.val_split: test``, as ``cifar10_fast`` has it), one dataset may fill it;
     two different ones are refused rather than one silently dropped."""
     given: dict[str, tuple[str, Dataset]] = {}
-    for key, split, data in (
-        ("train_data", cfg.data.train_split, pieces.train_data),
-        ("val_data", cfg.data.val_split, pieces.val_data),
-        ("test_data", cfg.data.test_split, pieces.test_data),
+    for role, data in (
+        ("train", pieces.train_data),
+        ("val", pieces.val_data),
+        ("test", pieces.test_data),
     ):
+        split = getattr(cfg.data, f"{role}_split")
         if data is None:
             continue
         if split in given and given[split][1] is not data:
+            other = given[split][0]
             raise UserError(
-                f"{given[split][0]} and {key} both go to the {split!r} split (data.*_split "
-                "name it twice): pass one of them, or give the splits different names"
+                f"{other}_data and {role}_data both go to the {split!r} split "
+                f"(data.{other}_split and data.{role}_split are both {split!r}): pass one "
+                "of them, or give the splits different names"
             )
-        given[split] = (key, data)
+        given[split] = (role, data)
     datasets = {name: TransformedDataset(d, None) for name, (_, d) in given.items()}
     names = pieces.class_names or cfg.data.class_names
     names = names or getattr(pieces.train_data, "classes", None)
