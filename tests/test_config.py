@@ -333,7 +333,8 @@ def test_every_bundled_config_loads_and_shared_blocks_stay_shared():
     camvid = {n: c for n, c in configs.items() if n.startswith("camvid_")}
     assert len(camvid) == 4
     reference = dataclasses.asdict(configs["data_camvid"].data)
-    native = {"crop_size", "eval_size", "eval_batch_size", "rare_class_crop", "rare_classes"}
+    native = {"crop_size", "eval_size", "eval_batch_size", "rare_class_crop", "rare_classes",
+              "class_weight_power"}  # fmt: skip
     for name, cfg in camvid.items():
         data = dataclasses.asdict(cfg.data)
         different = {k for k in data if data[k] != reference[k]}
