@@ -25,6 +25,7 @@ from pixelwise.metrics import (
     _count_on_host,
     count_values,
     figures_from_matrix,
+    prediction_coverage,
 )
 
 IGNORE = 255
@@ -492,3 +493,13 @@ def test_figures_for_task_keeps_the_loss_and_refuses_an_unknown_task():
     assert "miou" not in figures_for_task(figures, "classification")
     with pytest.raises(ValueError, match="unknown task 'detection'; tasks are: classification"):
         figures_for_task(figures, "detection")
+
+
+def test_prediction_coverage_names_stronger_weights_when_the_loss_is_weighted():
+    matrix = torch.tensor([[5, 0, 0], [2, 3, 0], [1, 1, 0]])  # class 2 never predicted
+    plain = prediction_coverage(matrix, ["a", "b", "c"])
+    weighted = prediction_coverage(matrix, ["a", "b", "c"], weighted=True)
+    assert plain is not None and "(data.class_weights=median_frequency)" in plain
+    assert weighted is not None and "data.class_weights=median_frequency" not in weighted
+    assert "stronger class weights (data.class_weight_power nearer 1" in weighted
+    assert "never predicted: c" in weighted

@@ -478,6 +478,13 @@ def _(t: Torture) -> None:
     assert len(warnings) == 1 and warnings[0].endswith(expected), result.err
     for key in ("data.class_weights", "loss.terms", "dice", "focal"):
         assert key in warnings[0]
+    # A loss that already weighs classes is told to weigh them harder instead.
+    weighted = t.train_digits(
+        t.tmp / "weighted", "train.epochs=1", "data.class_weights=inverse_frequency"
+    )
+    assert weighted.code == 0, weighted.err
+    lines = [line for line in weighted.err.splitlines() if "every prediction is class" in line]
+    assert len(lines) == 1 and "stronger class weights (data.class_weight_power" in lines[0]
 
 
 # =========================================================================== configs

@@ -396,12 +396,15 @@ def headline(figures: dict[str, Any], task: str) -> dict[str, float | None]:
     return {k: figures[k] for k in order if k in figures and not isinstance(figures[k], list)}
 
 
-def prediction_coverage(matrix: torch.Tensor, class_names: list[str] | None = None) -> str | None:
+def prediction_coverage(
+    matrix: torch.Tensor, class_names: list[str] | None = None, weighted: bool = False
+) -> str | None:
     """A sentence when the predictions cover less than the targets do, else None.
 
     A model that predicts a single class, or never predicts a class the targets hold,
     can still score a high accuracy (91% pixel accuracy with a foreground IoU of 0 on
-    thin structures); such figures mean little, and this says so.
+    thin structures); such figures mean little, and this says so. ``weighted``: the
+    loss already weighs classes, so the remedy named is stronger weights.
     """
     m = matrix.detach().cpu()
     support, predicted = m.sum(dim=1), m.sum(dim=0)
@@ -416,9 +419,13 @@ def prediction_coverage(matrix: torch.Tensor, class_names: list[str] | None = No
         what = f"every prediction is class '{used[0]}'"
     else:
         what = f"classes present in the targets are never predicted: {', '.join(never[:8])}"
+    weights = (
+        "stronger class weights (data.class_weight_power nearer 1, or a data.class_weights list)"
+        if weighted
+        else "class weights (data.class_weights=median_frequency)"
+    )
     return (
-        f"{what}, so accuracy-like figures mean little; remedies: class weights "
-        "(data.class_weights=median_frequency), a Dice or focal loss "
+        f"{what}, so accuracy-like figures mean little; remedies: {weights}, a Dice or focal loss "
         "(loss.terms=[{name: cross_entropy}, {name: dice}] or [{name: focal}]), or more epochs"
     )
 

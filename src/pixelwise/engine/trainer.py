@@ -461,7 +461,9 @@ def _fit(
                 if cfg.task == "multilabel":
                     card = dataclasses.replace(card, threshold=figures["val/threshold"])
                 elif not coverage_warned and ctx.is_main:
-                    coverage_warned = warn_coverage(matrix, splits.class_names, epoch + 1)
+                    coverage_warned = warn_coverage(
+                        matrix, splits.class_names, epoch + 1, class_weights is not None
+                    )
                 if parts.ema is not None:
                     record.update(validate(parts, val_loader, parts.ema.module, "val_ema")[0])
             history.append(record)
@@ -511,10 +513,12 @@ def _fit(
     )
 
 
-def warn_coverage(matrix: ConfusionMatrix, class_names: list[str], epoch: int) -> bool:
+def warn_coverage(
+    matrix: ConfusionMatrix, class_names: list[str], epoch: int, weighted: bool = False
+) -> bool:
     """Warn (once per run) when the validation predictions cover fewer classes than the
-    targets; True once warned."""
-    problem = prediction_coverage(matrix.matrix, class_names)
+    targets; True once warned. ``weighted``: the loss already has class weights."""
+    problem = prediction_coverage(matrix.matrix, class_names, weighted)
     if problem is not None:
         logger.warning(f"validation after epoch {epoch}: {problem}")
     return problem is not None
