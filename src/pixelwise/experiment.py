@@ -41,8 +41,9 @@ def run_experiment(
 ) -> tuple[TrainResult, EvalResult | None]:
     """Train; then (rank 0) plot the curves, evaluate the run's checkpoint
     (``RunDir.default_checkpoint``: the best) on the test split and write the report.
-    ``on_epoch`` is called after each epoch, as ``fit`` calls it; ``pieces`` are a user's own model, datasets and loss (``pixelwise.fit``).
-    Under ``torchrun`` every process calls it."""
+    ``on_epoch`` is called after each epoch, as ``fit`` calls it; ``pieces`` are a user's
+    own model, datasets and loss (``pixelwise.fit``). Under ``torchrun`` every process
+    calls it."""
     gif = LearningGifRecorder(cfg) if learning_gif_wanted(cfg) else None
     hooks = [hook for hook in (gif, on_epoch) if hook is not None]
 
@@ -139,13 +140,14 @@ def fit(
 
 
 def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | None:
-    """The best checkpoint on the test split. Where the dataset has no test split, the
-    validation split is evaluated instead and a warning says so (those figures chose
-    the checkpoint: they are not a held-out estimate). Where no ``best.pt`` exists (the
-    best metric was never defined), ``last.pt`` is evaluated, with a warning. Where the
-    validation split is the test split itself (``cifar10_fast`` reports test accuracy
-    each epoch), ``best.pt`` was chosen on the test figures: ``last.pt`` is evaluated
-    instead, which nothing chose, and a warning says so."""
+    """The run's checkpoint (``RunDir.default_checkpoint``) on the test split. Where the
+    dataset has no test split, the validation split is evaluated instead and a warning
+    says so (those figures chose the checkpoint: they are not a held-out estimate).
+    Where no ``best.pt`` exists (the best metric was never defined), ``last.pt`` is
+    evaluated, with a warning. Where the validation split is the test split itself
+    (``cifar10_fast`` reports test accuracy each epoch), ``best.pt`` was chosen on the
+    test figures: ``last.pt`` is evaluated instead, which nothing chose, and a warning
+    says so."""
     which = run.default_checkpoint()
     chosen_on_test = warn_if_chosen_on_test(run, cfg, which)
     if not chosen_on_test and not run.checkpoint_file("best").is_file():
@@ -155,8 +157,7 @@ def evaluate_after_training(run: RunDir, cfg: ExperimentConfig) -> EvalResult | 
         logger.warning(
             f"no best.pt: {cfg.best_metric} was never computed or never improved; "
             "evaluating last.pt instead"
-        )
-        which = "last"
+        )  # default_checkpoint already chose last.pt
     try:
         return evaluate_and_plot(run, cfg.data.test_split, checkpoint=which)
     except MissingSplitError:
