@@ -1,12 +1,13 @@
 """Prediction throughput: ``pixelwise.load(...).predict`` vs ONNX Runtime on the same model.
 
-    python bench/bench_inference.py [--run RUN_DIR_OR_CHECKPOINT] [--cifar DIR]
+    python bench/bench_inference.py [--run RUN_DIR_OR_CHECKPOINT | --model NAME] [--cifar DIR]
         [--images 1000] [--batch-size 32] [--repeats 7] [--precision auto]
         [--threads 0] [--out bench/results/inference.json]
 
 The model is ``cifar_fastnet`` as ``pixelwise train cifar10_fast`` builds it (10 classes,
 3x32x32, the recipe's normalisation and flip TTA in its card), seeded and untrained:
-speed does not depend on the weights. It is saved as a run saves its checkpoint
+speed does not depend on the weights (``--model NAME``: another 3x32x32 model of the zoo,
+``resnet20`` say, with the same card). It is saved as a run saves its checkpoint
 (weights and model card) and exported to ONNX by ``pixelwise.export.export_onnx``
 (verified against PyTorch as every export is). ``--run`` takes a trained run directory
 or checkpoint instead (its model must take 3x32x32 images).
@@ -25,7 +26,10 @@ predict's settings, separates the cost of the model from that of predict. The la
 are ``pixelwise.load(..., compile=True)``, without and with TTA: the same predict,
 through ``torch.compile`` with frozen weights, compiled in an untimed first pass whose
 top classes must agree with the eager predictor's (``compile_seconds``: how much longer
-that first pass took than a timed one).
+that first pass took than a timed one). The last, ``pixelwise_unfolded``, is the
+eager predictor with BatchNorm left unfolded (``compute.fold_batchnorm=False``, the
+numbers of ``precision="float32"`` in ``auto``'s layout): what folding gains
+(``ratio_folding``).
 
 Passes are interleaved (the order rotates every round); a ratio is the median over
 rounds of the per-round ratio of images per second. Writes
@@ -35,6 +39,7 @@ rounds of the per-round ratio of images per second. Writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -62,9 +67,11 @@ from pixelwise.export import export_onnx  # noqa: E402
 from pixelwise.inference import Predictor  # noqa: E402
 
 
-def recipe_checkpoint(folder: Path) -> Path:
-    """``cifar10_fast``'s network and card, seeded, saved as a run saves a checkpoint."""
-    cfg = load_config("cifar10_fast", ["data.num_workers=0"])
+def recipe_checkpoint(folder: Path, model: str | None = None) -> Path:
+    """``cifar10_fast``'s network (or ``model`` with its default options) and card,
+    seeded, saved as a run saves a checkpoint."""
+    other = [f"model.name={model}", "model.options={}"] if model else []
+    cfg = load_config("cifar10_fast", ["data.num_workers=0", *other])
     card = ModelCard.from_config(cfg, [f"class{i}" for i in range(10)])
     torch.manual_seed(0)
     model = card.build()
@@ -110,6 +117,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run", help="run directory or checkpoint (default: cifar10_fast's net)")
+    parser.add_argument("--model", help="a zoo model for 3x32x32 images (default: cifar_fastnet)")
     parser.add_argument("--cifar", help="CIFAR-10 folder (test/<class>/*); default: random")
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -128,9 +136,11 @@ def main() -> None:
     options.inter_op_num_threads = 1
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         folder = Path(tmp)
-        checkpoint = Path(args.run) if args.run else recipe_checkpoint(folder)
+        checkpoint = Path(args.run) if args.run else recipe_checkpoint(folder, args.model)
         predictor = pixelwise.load(checkpoint, device="cpu", precision=args.precision)
         compiled = pixelwise.load(checkpoint, device="cpu", precision=args.precision, compile=True)
+        unfolded = pixelwise.load(checkpoint, device="cpu", precision=args.precision)
+        unfolded.compute = dataclasses.replace(unfolded.compute, fold_batchnorm=False)
         # Exported from the model in its own layout, as `pixelwise export` does.
         plain = pixelwise.load(checkpoint, device="cpu", precision="float32")
         exported = export_onnx(plain.model, plain.card, folder / "model.onnx")
@@ -173,6 +183,7 @@ def main() -> None:
         "pixelwise_compiled_tta": lambda: compiled.predict(
             images, batch_size=args.batch_size, tta=True
         ),
+        "pixelwise_unfolded": lambda: unfolded.predict(images, batch_size=args.batch_size),
     }
 
     # The same answers before any timing: the top class of every image.
@@ -214,7 +225,11 @@ def main() -> None:
         " + channels_last" if compute.channels_last else ""
     )
     data = f"CIFAR-10 test images from {args.cifar}" if args.cifar else "random 32x32 images"
-    model = "the given checkpoint" if args.run else "cifar_fastnet (cifar10_fast, untrained)"
+    model = (
+        "the given checkpoint"
+        if args.run
+        else f"{args.model or 'cifar_fastnet'} (cifar10_fast's card, untrained)"
+    )
     result = {
         "name": Path(args.out).stem,
         "what": f"prediction throughput, {model}, {args.images} {data} as uint8 arrays, "
@@ -234,6 +249,7 @@ def main() -> None:
         "ratio_predict_overhead": round(ratio("pixelwise", "pytorch_model_alone"), 3),
         "ratio_compiled": round(ratio("pixelwise_compiled", "onnxruntime"), 3),
         "ratio_compiled_tta": round(ratio("pixelwise_compiled_tta", "onnxruntime_tta"), 3),
+        "ratio_folding": round(ratio("pixelwise", "pixelwise_unfolded"), 3),
         "compile_seconds": round(
             compile_seconds - statistics.median(seconds["pixelwise_compiled"]), 1
         ),
@@ -255,7 +271,8 @@ def main() -> None:
         f"ratio pixelwise / ONNX Runtime: {result['ratio']:.3f}x "
         f"(quartiles {quartiles[0]:.3f}-{quartiles[2]:.3f}); with TTA {result['ratio_tta']:.3f}x; "
         f"model alone {result['ratio_model_only']:.3f}x; compiled {result['ratio_compiled']:.3f}x, "
-        f"with TTA {result['ratio_compiled_tta']:.3f}x (compiling: {result['compile_seconds']} s)"
+        f"with TTA {result['ratio_compiled_tta']:.3f}x (compiling: {result['compile_seconds']} s); "
+        f"folded / unfolded BatchNorm {result['ratio_folding']:.3f}x"
     )
     print(f"written: {out}")
 

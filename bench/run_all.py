@@ -44,6 +44,19 @@ THROUGHPUT = [
         "bench/bench_inference.py",
         ["--cifar", "{cifar}"],
     ),
+    (
+        "inference_resnet20",
+        "prediction as above, of a CIFAR ResNet-20 (BatchNorm after every convolution)",
+        "bench/bench_inference.py",
+        [
+            "--cifar",
+            "{cifar}",
+            "--model",
+            "resnet20",
+            "--out",
+            "bench/results/inference_resnet20.json",
+        ],
+    ),
 ]
 # Run only where CUDA is available; the table says "not run" otherwise.
 GPU_THROUGHPUT = [

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.fx
 from PIL import Image
+from torch import nn
 
 import pixelwise
 from pixelwise.card import ModelCard
@@ -15,8 +17,15 @@ from pixelwise.data import build_datasets
 from pixelwise.engine import evaluate_run, fit
 from pixelwise.engine.build import build_model
 from pixelwise.errors import UserError
-from pixelwise.inference import Classification, Compute, InputError, Segmentation
+from pixelwise.inference import (
+    Classification,
+    Compute,
+    InputError,
+    Segmentation,
+    folded_for_inference,
+)
 from pixelwise.metrics import ConfusionMatrix
+from pixelwise.models import create_model
 from pixelwise.tta import forward_logits, hflip_tta
 
 QUIET = ["train.tensorboard=false", "train.report=false", "train.learning_gif=false"]
@@ -175,7 +184,7 @@ def test_bfloat16_agrees_with_float32_on_the_top_class(classifier_run):
     images, _ = raw_split(cfg, run_dir, "test")
     exact = pixelwise.load(run_dir, device="cpu", precision="float32")
     fast = pixelwise.load(run_dir, device="cpu", precision="bfloat16")
-    assert fast.compute == Compute(bfloat16=True, channels_last=True)
+    assert fast.compute == Compute(True, channels_last=True, fold_batchnorm=True)
     reference = exact.predict(images, topk=2)
     results = fast.predict(images, topk=2)
     for r, f in zip(reference, results):  # a different class only at a near-tie
@@ -188,12 +197,12 @@ def test_bfloat16_agrees_with_float32_on_the_top_class(classifier_run):
 def test_auto_precision_uses_bfloat16_only_where_the_device_computes_it_natively(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
-    assert Compute.choose("auto", cpu) == Compute(bfloat16=False, channels_last=True)
+    assert Compute.choose("auto", cpu) == Compute(False, channels_last=True, fold_batchnorm=True)
     monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: True)
-    assert Compute.choose("auto", cpu) == Compute(bfloat16=True, channels_last=True)
+    assert Compute.choose("auto", cpu) == Compute(True, channels_last=True, fold_batchnorm=True)
     assert Compute.choose("float32", cpu) == Compute(bfloat16=False, channels_last=False)
     user_model = Compute.choose("auto", cpu, zoo_model=False)  # may view its activations
-    assert user_model == Compute(bfloat16=True, channels_last=False)
+    assert user_model == Compute(bfloat16=True, channels_last=False, fold_batchnorm=False)
     with pytest.raises(UserError, match=r"precision='fp8': use one of auto, float32, bfloat16"):
         Compute.choose("fp8", cpu)
 
@@ -225,6 +234,136 @@ def test_channels_last_input_gets_channels_last_weights(classifier_run, monkeypa
         assert weight.is_contiguous(memory_format=torch.channels_last)
     for weight in convolution_weights(exact):  # float32: evaluation's layout, untouched
         assert weight.is_contiguous()
+
+
+def with_batchnorm_statistics(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode with seeded BatchNorm statistics and shifts far from identity,
+    so that folding them wrongly would show."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.bias.normal_(0.0, 0.1, generator=gen)
+                if module.track_running_stats:
+                    module.running_mean.normal_(0.0, 0.2, generator=gen)
+                    module.running_var.uniform_(0.5, 1.5, generator=gen)
+    return model.eval()
+
+
+def called_norms(model: nn.Module) -> int:
+    """BatchNorm layers a forward pass calls: those in the graph of a folded model."""
+    if isinstance(model, torch.fx.GraphModule):
+        modules = dict(model.named_modules())
+        calls = [modules[n.target] for n in model.graph.nodes if n.op == "call_module"]
+    else:
+        calls = list(model.modules())
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in calls)
+
+
+FOLDED_FAMILIES = {  # name: (options, input height and width): one of each way of building
+    "cifar_fastnet": ({}, (32, 32)),  # BatchNorm after max-pooling (not folded) and conv
+    "resnet20": ({}, (32, 32)),  # attributes conv1/bn1, a shortcut that reads the input
+    "mobilenet_v3_small": ({}, (64, 64)),  # Sequential blocks, squeeze-excitation
+    "shufflenet_v2_x0_5": ({}, (64, 64)),  # channel split and shuffle
+    "googlenet": ({"aux_logits": False}, (64, 64)),  # branches concatenated
+    "vgg11_bn": ({}, (64, 64)),  # a slice of its classifier made in forward
+    "segnet_compact": ({}, (37, 53)),  # pooling indices, padded to a multiple and cropped
+    "unet": ({"base_channels": 8}, (37, 53)),
+    "deeplabv3_resnet50": ({}, (33, 45)),  # dilated ResNet, ASPP's pooled branch resized
+}
+
+
+@pytest.mark.parametrize("name", list(FOLDED_FAMILIES))
+def test_folding_batchnorm_keeps_each_family_s_outputs(name: str) -> None:
+    options, (height, width) = FOLDED_FAMILIES[name]
+    torch.manual_seed(0)
+    model = with_batchnorm_statistics(create_model(name, num_classes=3, **options))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = folded_for_inference(model)
+    assert folded is not model
+    assert called_norms(folded) < called_norms(model)
+    for size in ((height, width), (height + 8, width - 5)):  # no size baked in by tracing
+        x = torch.randn(2, 3, *size)
+        with torch.inference_mode():
+            expected, got = model(x), folded(x)
+        scale = expected.abs().max()
+        torch.testing.assert_close(got / scale, expected / scale, atol=2e-5, rtol=0)
+    for key, value in model.state_dict().items():  # the model itself is left as it was
+        assert torch.equal(value, before[key]), key
+
+
+class ConvFeedsTwo(nn.Module):
+    """The convolution's output goes to the norm and to a shortcut: folding would change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return self.norm(y) + y
+
+
+class StandardizedConv(nn.Conv2d):
+    """A convolution with a forward of its own (weight standardisation)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean(dim=(1, 2, 3), keepdim=True)) / w.std(dim=(1, 2, 3), keepdim=True)
+        return self._conv_forward(x, w, self.bias)
+
+
+class BranchesOnValues(nn.Module):
+    """Python control flow on a tensor's values: tracing cannot follow it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x)) if x.mean() > 0 else x
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ConvFeedsTwo(),
+        nn.Sequential(StandardizedConv(3, 3, 3), nn.BatchNorm2d(3)),
+        nn.Sequential(nn.Conv2d(3, 3, 3), nn.BatchNorm2d(3, track_running_stats=False)),
+        BranchesOnValues(),
+        create_model("unet_original", num_classes=2, base_channels=4),  # sizes in Python
+        create_model("vit_tiny_cifar", num_classes=2),  # no BatchNorm at all
+    ],
+    ids=lambda m: type(m).__name__,
+)
+def test_what_cannot_be_folded_is_left_as_it_is(model: nn.Module) -> None:
+    model = with_batchnorm_statistics(model)
+    folded = folded_for_inference(model)
+    assert folded is model or called_norms(folded) == called_norms(model)
+
+
+def test_auto_predictions_fold_batchnorm_again_when_the_weights_change(classifier_run, monkeypatch):
+    monkeypatch.setattr("pixelwise.inference.fast_bfloat16", lambda device: False)
+    cfg, run_dir = classifier_run
+    images, _ = raw_split(cfg, run_dir, "test")
+    auto = pixelwise.load(run_dir, device="cpu")
+    exact = pixelwise.load(run_dir, device="cpu", precision="float32")
+    assert exact.forward_model is exact.model  # float32: the evaluation's numbers, unfolded
+    batch = auto.prepare(images[:16])
+    first = auto.logits(batch)
+    assert called_norms(auto.forward_model) < called_norms(auto.model)
+    torch.testing.assert_close(first, exact.logits(batch), atol=1e-5, rtol=0)
+    with torch.no_grad():  # new statistics, in place: what the folded weights were made of
+        for module in auto.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.add_(0.5)
+        with torch.inference_mode():
+            expected = auto.model(batch.contiguous(memory_format=torch.channels_last))
+    changed = auto.logits(batch)
+    assert not torch.allclose(changed, first, atol=1e-3)
+    torch.testing.assert_close(changed, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow

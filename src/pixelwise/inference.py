@@ -41,9 +41,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.fx
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
@@ -52,6 +54,7 @@ from .data.io import read_image
 from .data.transforms import Resize
 from .errors import UserError
 from .log import logger
+from .models.base import crop_to, pad_to_multiple, resize_to
 from .run import RunDir, RunNotFoundError, is_hf_folder, model_from_state, read_model_file
 from .runtime import fast_bfloat16, select_device
 from .tta import predict_logits
@@ -256,10 +259,12 @@ PRECISIONS = ("auto", "float32", "bfloat16")
 
 @dataclass(frozen=True)
 class Compute:
-    """How forward passes run: bfloat16 autocast or not, channels_last input or not."""
+    """How forward passes run: bfloat16 autocast or not, channels_last input or not,
+    BatchNorm folded into the convolutions before it or not."""
 
     bfloat16: bool
     channels_last: bool
+    fold_batchnorm: bool = False
 
     @classmethod
     def choose(cls, precision: str, device: torch.device, zoo_model: bool = True) -> Compute:
@@ -269,8 +274,11 @@ class Compute:
         computes it natively (``runtime.fast_bfloat16``); elsewhere float32, on
         channels_last input on a CPU, where oneDNN's convolutions are faster in that
         layout (the same precision, summed in another order: logits within ~1e-6).
-        channels_last is kept to pixelwise's own models (``zoo_model``): a user's model
-        may ``view`` its activations, which that layout refuses."""
+        Both but ``float32`` fold BatchNorm into the convolution before it
+        (:func:`folded_for_inference`), as ONNX Runtime does. channels_last and folding
+        are kept to pixelwise's own models (``zoo_model``): a user's model may ``view``
+        its activations, which that layout refuses, or compute in Python what tracing
+        cannot follow."""
         if precision not in PRECISIONS:
             raise UserError(
                 f"precision={precision!r}: use one of {', '.join(PRECISIONS)} "
@@ -279,8 +287,9 @@ class Compute:
         if precision == "float32":
             return cls(bfloat16=False, channels_last=False)
         if precision == "bfloat16" or fast_bfloat16(device):
-            return cls(bfloat16=True, channels_last=zoo_model)
-        return cls(bfloat16=False, channels_last=zoo_model and device.type == "cpu")
+            return cls(bfloat16=True, channels_last=zoo_model, fold_batchnorm=zoo_model)
+        cpu = device.type == "cpu"
+        return cls(bfloat16=False, channels_last=zoo_model and cpu, fold_batchnorm=zoo_model)
 
 
 @dataclass
@@ -304,11 +313,20 @@ class Predictor:
             # each convolution's weights on every call (bench/bench_inference.py).
             self.model.to(memory_format=torch.channels_last)
         self._compiled = compiled_for_inference(self.model) if self.compile else None
+        self._folded: tuple[WeightsStamp, nn.Module] | None = None
 
     @property
     def forward_model(self) -> nn.Module:
-        """What the forward passes call: the compiled module, or ``model`` itself."""
-        return self.model if self._compiled is None else self._compiled
+        """What the forward passes call: the compiled module, ``model`` with BatchNorm
+        folded (made again whenever ``model``'s weights change), or ``model`` itself."""
+        if self._compiled is not None:
+            return self._compiled
+        if not self.compute.fold_batchnorm:
+            return self.model
+        stamp = weights_stamp(self.model)
+        if self._folded is None or self._folded[0] != stamp:
+            self._folded = (stamp, folded_for_inference(self.model))
+        return self._folded[1]
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -505,6 +523,91 @@ def compiled_for_inference(model: nn.Module) -> nn.Module:
     which it runs uncompiled. The weights are read when a shape is compiled: change them
     and make a new predictor."""
     return torch.compile(model, dynamic=False, options={"freezing": True})
+
+
+WeightsStamp = tuple[tuple[int, int], ...]
+
+
+def weights_stamp(model: nn.Module) -> WeightsStamp:
+    """Which tensors ``model`` holds and how often each was changed in place: a new value
+    for any parameter or buffer (``load_state_dict``, an optimiser step, assigning a new
+    tensor) gives a new stamp."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return tuple((id(t), t._version) for t in tensors)
+
+
+class _ConvAndNormLeaves(torch.fx.Tracer):
+    """Traces through containers and blocks; convolutions and norms stay single calls,
+    including subclasses such as ``ShiftOnlyBatchNorm``. The segmentation models' size
+    helpers (which branch on sizes) are called as they are, and a slice of a
+    ``Sequential`` made in ``forward`` (VGG's ``classifier[:-1]``) is traced through."""
+
+    def __init__(self) -> None:
+        super().__init__(autowrap_functions=(pad_to_multiple, crop_to, resize_to))
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        leaf = isinstance(module, (nn.modules.conv._ConvNd, nn.modules.batchnorm._BatchNorm))
+        return leaf or super().is_leaf_module(module, qualified_name)
+
+    def path_of_module(self, module: nn.Module) -> str:
+        try:
+            return super().path_of_module(module)
+        except NameError:  # not one of the model's modules
+            if isinstance(module, nn.Sequential):
+                return "<sequential made in forward>"
+            raise
+
+
+def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
+    """A plain convolution (no forward of its own, such as weight standardisation) then
+    an eval-mode BatchNorm of the same dimensions that uses its running statistics."""
+    pairs = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
+    return (
+        any(isinstance(conv, c) and isinstance(norm, n) for c, n in pairs)
+        and type(conv).forward in (nn.Conv1d.forward, nn.Conv2d.forward, nn.Conv3d.forward)
+        and type(norm).forward is nn.modules.batchnorm._BatchNorm.forward
+        and norm.track_running_stats
+        and norm.running_mean is not None
+        and not norm.training
+    )
+
+
+def folded_for_inference(model: nn.Module) -> nn.Module:
+    """``model`` with each BatchNorm that only ever sees a convolution's output folded into
+    that convolution's weights and bias (``torch.nn.utils.fusion.fuse_conv_bn_eval``):
+    one pass over the activations fewer per pair, the same function in float32 up to
+    rounding (logits within ~1e-5). A ``torch.fx`` graph module that calls ``model``'s
+    own modules except the folded convolutions (new copies; ``model`` is left as it
+    was). ``model`` itself where nothing folds or ``torch.fx`` cannot trace it (Python
+    control flow on tensor values)."""
+    try:
+        graph = _ConvAndNormLeaves().trace(model)
+    except Exception as error:  # noqa: BLE001 (any Python a forward runs may refuse tracing)
+        logger.debug(f"BatchNorm not folded: tracing failed ({type(error).__name__}: {error})")
+        return model
+    modules = dict(model.named_modules())
+    folds: list[tuple[torch.fx.Node, torch.fx.Node]] = []
+    for node in graph.nodes:
+        source = node.args[0] if node.op == "call_module" and len(node.args) == 1 else None
+        if (
+            isinstance(source, torch.fx.Node)
+            and source.op == "call_module"
+            and len(source.users) == 1
+            and not node.kwargs
+            and _foldable(modules[source.target], modules[node.target])
+        ):
+            folds.append((source, node))
+    if not folds:
+        return model
+    folded = torch.fx.GraphModule(model, graph)  # fresh containers, model's own leaves
+    for conv, norm in folds:
+        fused = fuse_conv_bn_eval(modules[conv.target], modules[norm.target])
+        parent, _, name = conv.target.rpartition(".")
+        setattr(folded.get_submodule(parent), name, fused)
+        norm.replace_all_uses_with(conv)
+        graph.erase_node(norm)
+    folded.recompile()
+    return folded.eval()
 
 
 # --------------------------------------------------------------------------- loading
