@@ -14,7 +14,7 @@ from pixelwise.engine.finetune import (
     new_parameter_names,
     stage_parameter_names,
 )
-from pixelwise.models import create_model
+from pixelwise.models import ModelError, create_model
 
 
 @pytest.mark.parametrize(
@@ -68,7 +68,8 @@ def test_head_partial_full_and_gradual_unfreezing():
         FinetuneConfig("head", unfreeze_after_epochs=2), partial.trainable, head.new, stages
     )
     assert [gradual.trainable_stages(e) for e in range(12)] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
-    assert gradual.apply(model, 2) is True and gradual.apply(model, 3) is False
+    assert gradual.apply(model, 2) == ["fine-tuning: the last 1 of 5 stages train from epoch 3"]
+    assert gradual.apply(model, 3) == []
     assert _trainable(model) == {"fc.weight", "fc.bias", *stages[4]}
 
     full = FinetunePlan(FinetuneConfig("full"), partial.trainable, head.new, stages)
@@ -93,6 +94,50 @@ def test_fixed_parameters_of_the_model_stay_fixed():
     plan = FinetunePlan.for_model(model, FinetuneConfig("full"))
     plan.apply(model, 0)
     assert not model.stem[0].weight.requires_grad
+
+
+def test_a_parameter_declared_for_its_first_epochs_is_fixed_after_them(caplog):
+    model = create_model("cifar_fastnet", num_classes=10, widths=(8, 8, 8), whiten_bias_epochs=2)
+    plan = FinetunePlan.for_model(model, FinetuneConfig("full"))
+    assert plan.limited == {"whiten.bias": 2}
+    for epoch in range(2):
+        assert plan.apply(model, epoch) == [] and model.whiten.bias.requires_grad
+    changes = plan.apply(model, 2)
+    assert changes == ["whiten.bias trains for the first 2 epochs only: fixed from epoch 3"]
+    assert not model.whiten.bias.requires_grad
+    assert plan.apply(model, 3) == []  # said once
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == plan.trainable - {"whiten.bias"}
+    rebuilt = create_model("cifar_fastnet", num_classes=10, widths=(8, 8, 8), whiten_bias_epochs=2)
+    resumed = FinetunePlan.for_model(rebuilt, FinetuneConfig("full"))  # as a resume builds it
+    assert resumed.frozen_at(5) == {"whiten.bias"}
+
+
+def test_a_whitening_bias_for_zero_epochs_is_refused():
+    with pytest.raises(ModelError, match=r"whiten_bias_epochs must be at least 1 .*got 0"):
+        create_model("cifar_fastnet", num_classes=10, whiten_bias_epochs=0)
+
+
+def test_training_leaves_an_expired_parameter_as_its_last_epoch_left_it(small_digits, tmp_path):
+    """A constant learning rate, so a run's first epoch is the same whatever its length:
+    after two epochs the whitening bias is the one a one-epoch run ends with."""
+
+    def trained(epochs: int, bias_epochs: int | None) -> dict[str, torch.Tensor]:
+        options = f"{{widths: [8, 8, 8], whiten_bias_epochs: {bias_epochs or 'null'}}}"
+        cfg = small_digits(
+            "model.name=cifar_fastnet",
+            f"model.options={options}",
+            "schedule.name=constant",
+            f"train.epochs={epochs}",
+        )
+        result = fit(cfg, run_dir=tmp_path / f"run-{epochs}-{bias_epochs}")
+        return load_checkpoint(result.run_dir / "checkpoints" / "last.pt")["model"]
+
+    one, two = trained(1, bias_epochs=1), trained(2, bias_epochs=1)
+    assert torch.equal(one["whiten.bias"], two["whiten.bias"])
+    assert not torch.equal(one["fc.weight"], two["fc.weight"])  # the rest trained on
+    throughout = trained(2, bias_epochs=None)
+    assert not torch.equal(throughout["whiten.bias"], two["whiten.bias"])
 
 
 def test_head_training_from_pretrained_weights_changes_only_the_head(small_digits, tmp_path):

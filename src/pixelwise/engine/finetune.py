@@ -23,6 +23,10 @@ parameters, ``partial`` the new ones and the last ``trainable_stages`` stages. W
 ``unfreeze_after_epochs = n`` one more stage (deepest first) unfreezes every ``n``
 epochs (gradual unfreezing, Howard and Ruder, 2018). BatchNorm layers whose
 parameters are frozen stay in eval mode, so their running statistics stay pretrained.
+
+Independently of pretraining, a module may declare parameters that train for their
+first n epochs only (``trains_for_epochs()``: ``cifar_fastnet``'s whitening bias with
+``whiten_bias_epochs``, as airbench trains it); from epoch n on they are frozen too.
 """
 
 from __future__ import annotations
@@ -49,6 +53,18 @@ def new_parameter_names(model: nn.Module) -> set[str]:
     """Parameters outside the declared pretrained modules (see the module docstring)."""
     pretrained = pretrained_module_names(model)
     return {n for n, _ in model.named_parameters() if not _under(n, pretrained)}
+
+
+def epoch_limited_parameters(model: nn.Module) -> dict[str, int]:
+    """Full parameter name -> the number of epochs it trains, from every module's
+    ``trains_for_epochs()`` (names there are relative to the module)."""
+    limits: dict[str, int] = {}
+    for prefix, module in model.named_modules():
+        declared = getattr(module, "trains_for_epochs", None)
+        if callable(declared):
+            for name, epochs in declared().items():
+                limits[f"{prefix}.{name}" if prefix else name] = epochs
+    return limits
 
 
 def stage_levels(model: nn.Module) -> list[str]:
@@ -93,12 +109,14 @@ class FinetunePlan:
     trainable: set[str]  # parameters the model itself trains (fixed ones stay fixed)
     new: set[str]
     stages: list[list[str]]
+    limited: dict[str, int] = field(default_factory=dict)  # name -> epochs it trains
     frozen: set[str] = field(default_factory=set)
 
     @classmethod
     def for_model(cls, model: nn.Module, cfg: FinetuneConfig) -> FinetunePlan:
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-        return cls(cfg, trainable, new_parameter_names(model), stage_parameter_names(model))
+        new, stages = new_parameter_names(model), stage_parameter_names(model)
+        return cls(cfg, trainable, new, stages, epoch_limited_parameters(model))
 
     def trainable_stages(self, epoch: int) -> int:
         """How many of the deepest stages train during ``epoch`` (0-based)."""
@@ -109,20 +127,36 @@ class FinetunePlan:
             count += epoch // self.cfg.unfreeze_after_epochs
         return min(count, len(self.stages))
 
+    def expired_at(self, epoch: int) -> set[str]:
+        """Epoch-limited parameters whose epochs are over by ``epoch`` (0-based)."""
+        return {name for name, epochs in self.limited.items() if epoch >= epochs} & self.trainable
+
     def frozen_at(self, epoch: int) -> set[str]:
         count = self.trainable_stages(epoch)
         frozen_stages = self.stages[: len(self.stages) - count]
-        return {name for stage in frozen_stages for name in stage} & self.trainable
+        staged = {name for stage in frozen_stages for name in stage} & self.trainable
+        return staged | self.expired_at(epoch)
 
-    def apply(self, model: nn.Module, epoch: int) -> bool:
-        """Freeze and unfreeze for ``epoch``; True when the trainable set changed."""
+    def apply(self, model: nn.Module, epoch: int) -> list[str]:
+        """Freeze and unfreeze for ``epoch``; what changed, one sentence per kind (empty
+        when the trainable set is as it was)."""
         frozen = self.frozen_at(epoch)
         for name, param in model.named_parameters():
             if name in self.trainable:
                 param.requires_grad_(name not in frozen)
-        changed = frozen != self.frozen
+        changes = []
+        if (frozen - self.limited.keys()) != (self.frozen - self.limited.keys()):
+            changes.append(
+                f"fine-tuning: the last {self.trainable_stages(epoch)} of "
+                f"{len(self.stages)} stages train from epoch {epoch + 1}"
+            )
+        for name in sorted(self.expired_at(epoch) - self.frozen):
+            epochs = self.limited[name]
+            changes.append(
+                f"{name} trains for the first {epochs} epochs only: fixed from epoch {epochs + 1}"
+            )
         self.frozen = frozen
-        return changed
+        return changes
 
     def lr_multipliers(self) -> dict[str, float]:
         """``pretrained_lr_mult`` for pretrained parameters, 1 for new ones."""

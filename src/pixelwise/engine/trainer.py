@@ -435,12 +435,10 @@ def _fit(
         for epoch in range(start_epoch, cfg.train.epochs):
             if budget is not None and budget.spent:
                 break
-            if parts.plan.apply(parts.model, epoch):
+            if changes := parts.plan.apply(parts.model, epoch):
                 parts.rewrap()
-                logger.info(
-                    f"fine-tuning: the last {parts.plan.trainable_stages(epoch)} of "
-                    f"{len(parts.plan.stages)} stages train from epoch {epoch + 1}"
-                )
+                for change in changes:
+                    logger.info(change)
             reseed_epoch(train_loader, cfg.seed, epoch, ctx)
             skip_batches(train_loader, skip)
             after_step = step_hook(parts, run, card, best, epoch, skip, len(train_loader), budget)

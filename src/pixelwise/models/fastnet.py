@@ -12,7 +12,9 @@ The whitening layer can be initialised from training images
 2x2 patch covariance scaled by 1/sqrt(eigenvalue), so the first layer's outputs
 start decorrelated and of unit variance; they are never trained (nor are they
 replaced when pretrained weights are loaded). That initialisation
-is what lets the network learn in a handful of epochs.
+is what lets the network learn in a handful of epochs. Its bias trains throughout, or,
+with ``whiten_bias_epochs = n``, for the first ``n`` epochs only, as in airbench
+(``trains_for_epochs``, which the trainer reads: ``engine/finetune.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Classifier, FeatureLevel, ModelSpec
+from .base import Classifier, FeatureLevel, ModelError, ModelSpec
 
 
 class ShiftOnlyBatchNorm(nn.BatchNorm2d):
@@ -59,8 +61,15 @@ class FastNet(Classifier):
         widths: tuple[int, int, int] = (64, 256, 256),
         logit_scale: float = 1 / 9,
         whiten_padding: bool = True,
+        whiten_bias_epochs: int | None = None,
     ) -> None:
         super().__init__()
+        if whiten_bias_epochs is not None and whiten_bias_epochs < 1:
+            raise ModelError(
+                f"whiten_bias_epochs must be at least 1 (or None: trained throughout), "
+                f"got {whiten_bias_epochs}"
+            )
+        self.whiten_bias_epochs = whiten_bias_epochs
         # True: the whitening output is padded back to the input size, so the blocks'
         # strides are exact powers of two (an encoder's feature pyramid needs them).
         # False: airbench's 31x31 maps of a 32x32 image (pools to 15, 7, 3), 0.81x the
@@ -123,6 +132,10 @@ class FastNet(Classifier):
     def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = torch.flatten(self.pool(features), 1)
         return x if pre_logits else self.fc(x) * self.logit_scale
+
+    def trains_for_epochs(self) -> dict[str, int]:
+        """Parameters that train for their first n epochs only, then stay as they are."""
+        return {"whiten.bias": self.whiten_bias_epochs} if self.whiten_bias_epochs else {}
 
     def reset_classifier(self, num_classes: int) -> None:
         self.fc = nn.Linear(self.num_features, num_classes, bias=False)
