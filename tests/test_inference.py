@@ -364,6 +364,13 @@ def test_auto_predictions_fold_batchnorm_again_when_the_weights_change(classifie
     changed = auto.logits(batch)
     assert not torch.allclose(changed, first, atol=1e-3)
     torch.testing.assert_close(changed, expected, atol=1e-5, rtol=0)
+    conv = next(m for m in auto.model.modules() if isinstance(m, nn.Conv2d))
+    conv.weight = nn.Parameter(conv.weight.detach() * 2)  # a new tensor, not changed in place
+    with torch.inference_mode():
+        expected = auto.model(batch.contiguous(memory_format=torch.channels_last))
+    replaced = auto.logits(batch)
+    assert not torch.allclose(replaced, changed, atol=1e-3)
+    torch.testing.assert_close(replaced, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.slow

@@ -323,8 +323,8 @@ class Predictor:
             return self._compiled
         if not self.compute.fold_batchnorm:
             return self.model
-        stamp = weights_stamp(self.model)
-        if self._folded is None or self._folded[0] != stamp:
+        stamp = WeightsStamp.of(self.model)
+        if self._folded is None or not self._folded[0].same(stamp):
             self._folded = (stamp, folded_for_inference(self.model))
         return self._folded[1]
 
@@ -525,15 +525,27 @@ def compiled_for_inference(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False, options={"freezing": True})
 
 
-WeightsStamp = tuple[tuple[int, int], ...]
-
-
-def weights_stamp(model: nn.Module) -> WeightsStamp:
-    """Which tensors ``model`` holds and how often each was changed in place: a new value
+@dataclass(frozen=True)
+class WeightsStamp:
+    """Which tensors a model holds and how often each was changed in place: a new value
     for any parameter or buffer (``load_state_dict``, an optimiser step, assigning a new
-    tensor) gives a new stamp."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return tuple((id(t), t._version) for t in tensors)
+    tensor) makes a different stamp. The tensors themselves are kept, not their ``id``,
+    which a new tensor may reuse once the old one is freed."""
+
+    tensors: tuple[torch.Tensor, ...]
+    versions: tuple[int, ...]
+
+    @classmethod
+    def of(cls, model: nn.Module) -> WeightsStamp:
+        tensors = (*model.parameters(), *model.buffers())
+        return cls(tensors, tuple(t._version for t in tensors))
+
+    def same(self, other: WeightsStamp) -> bool:
+        return (
+            len(self.tensors) == len(other.tensors)
+            and all(a is b for a, b in zip(self.tensors, other.tensors))
+            and self.versions == other.versions
+        )
 
 
 class _ConvAndNormLeaves(torch.fx.Tracer):
