@@ -305,6 +305,18 @@ class ConvFeedsTwo(nn.Module):
         return self.norm(y) + y
 
 
+class ConvCalledTwice(nn.Module):
+    """One convolution called twice, only once before the norm: its weights serve both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = nn.BatchNorm2d(3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x)) + self.conv(x)
+
+
 class StandardizedConv(nn.Conv2d):
     """A convolution with a forward of its own (weight standardisation)."""
 
@@ -330,6 +342,7 @@ class BranchesOnValues(nn.Module):
     "model",
     [
         ConvFeedsTwo(),
+        ConvCalledTwice(),
         nn.Sequential(StandardizedConv(3, 3, 3), nn.BatchNorm2d(3)),
         nn.Sequential(nn.Conv2d(3, 3, 3), nn.BatchNorm2d(3, track_running_stats=False)),
         BranchesOnValues(),

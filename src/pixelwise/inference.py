@@ -33,7 +33,7 @@ training reads them; grayscale is repeated to RGB, RGB becomes grayscale by the 
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -570,7 +570,7 @@ class _ConvAndNormLeaves(torch.fx.Tracer):
             raise
 
 
-def _foldable(conv: nn.Module, norm: nn.Module) -> bool:
+def _foldable(conv: nn.Module | None, norm: nn.Module | None) -> bool:
     """A plain convolution (no forward of its own, such as weight standardisation) then
     an eval-mode BatchNorm of the same dimensions that uses its running statistics."""
     pairs = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
@@ -598,15 +598,17 @@ def folded_for_inference(model: nn.Module) -> nn.Module:
         logger.debug(f"BatchNorm not folded: tracing failed ({type(error).__name__}: {error})")
         return model
     modules = dict(model.named_modules())
+    calls = Counter(node.target for node in graph.nodes if node.op == "call_module")
     folds: list[tuple[torch.fx.Node, torch.fx.Node]] = []
     for node in graph.nodes:
         source = node.args[0] if node.op == "call_module" and len(node.args) == 1 else None
         if (
             isinstance(source, torch.fx.Node)
             and source.op == "call_module"
-            and len(source.users) == 1
+            and len(source.users) == 1  # the convolution's output goes to the norm alone
+            and calls[source.target] == calls[node.target] == 1  # neither called elsewhere
             and not node.kwargs
-            and _foldable(modules[source.target], modules[node.target])
+            and _foldable(modules.get(source.target), modules.get(node.target))
         ):
             folds.append((source, node))
     if not folds:
