@@ -292,26 +292,25 @@ def test_folding_batchnorm_keeps_each_family_s_outputs(name: str) -> None:
         assert torch.equal(value, before[key]), key
 
 
-class ConvFeedsTwo(nn.Module):
-    """The convolution's output goes to the norm and to a shortcut: folding would change it."""
+class ConvAndNorm(nn.Module):
+    """A convolution and a BatchNorm; each subclass calls them in its own way."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 3, 3, padding=1)
         self.norm = nn.BatchNorm2d(3)
+
+
+class ConvFeedsTwo(ConvAndNorm):
+    """The convolution's output goes to the norm and to a shortcut: folding would change it."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(x)
         return self.norm(y) + y
 
 
-class ConvCalledTwice(nn.Module):
+class ConvCalledTwice(ConvAndNorm):
     """One convolution called twice, only once before the norm: its weights serve both."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 3, padding=1)
-        self.norm = nn.BatchNorm2d(3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x)) + self.conv(x)
@@ -326,13 +325,8 @@ class StandardizedConv(nn.Conv2d):
         return self._conv_forward(x, w, self.bias)
 
 
-class BranchesOnValues(nn.Module):
+class BranchesOnValues(ConvAndNorm):
     """Python control flow on a tensor's values: tracing cannot follow it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 3, padding=1)
-        self.norm = nn.BatchNorm2d(3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x)) if x.mean() > 0 else x
