@@ -260,22 +260,23 @@ def called_norms(model: nn.Module) -> int:
     return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in calls)
 
 
-FOLDED_FAMILIES = {  # name: (options, input height and width): one of each way of building
-    "cifar_fastnet": ({}, (32, 32)),  # BatchNorm after max-pooling (not folded) and conv
-    "resnet20": ({}, (32, 32)),  # attributes conv1/bn1, a shortcut that reads the input
-    "mobilenet_v3_small": ({}, (64, 64)),  # Sequential blocks, squeeze-excitation
-    "shufflenet_v2_x0_5": ({}, (64, 64)),  # channel split and shuffle
-    "googlenet": ({"aux_logits": False}, (64, 64)),  # branches concatenated
-    "vgg11_bn": ({}, (64, 64)),  # a slice of its classifier made in forward
-    "segnet_compact": ({}, (37, 53)),  # pooling indices, padded to a multiple and cropped
-    "unet": ({"base_channels": 8}, (37, 53)),
-    "deeplabv3_resnet50": ({}, (33, 45)),  # dilated ResNet, ASPP's pooled branch resized
+FOLDED_FAMILIES = {  # label: (model, options, input height and width): each way of building
+    "cifar_fastnet": ("cifar_fastnet", {}, (32, 32)),  # BatchNorm after pooling and after conv
+    "resnet20": ("resnet20", {}, (32, 32)),  # attributes conv1/bn1, a shortcut reading the input
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}, (64, 64)),  # squeeze-excitation
+    "shufflenet_v2_x0_5": ("shufflenet_v2_x0_5", {}, (64, 64)),  # channel split and shuffle
+    "googlenet": ("googlenet", {"aux_logits": False}, (64, 64)),  # branches concatenated
+    "vgg11_bn": ("vgg11_bn", {}, (64, 64)),  # a slice of its classifier made in forward
+    "segnet_compact": ("segnet_compact", {}, (37, 53)),  # pooling indices, padded and cropped
+    "unet": ("unet", {"base_channels": 8}, (37, 53)),
+    "unet_on_resnet18": ("unet", {"encoder": "resnet18", "decoder_channels": [16] * 5}, (37, 53)),
+    "deeplabv3_resnet50": ("deeplabv3_resnet50", {}, (33, 45)),  # ASPP's pooled branch resized
 }
 
 
-@pytest.mark.parametrize("name", list(FOLDED_FAMILIES))
-def test_folding_batchnorm_keeps_each_family_s_outputs(name: str) -> None:
-    options, (height, width) = FOLDED_FAMILIES[name]
+@pytest.mark.parametrize("label", list(FOLDED_FAMILIES))
+def test_folding_batchnorm_keeps_each_family_s_outputs(label: str) -> None:
+    name, options, (height, width) = FOLDED_FAMILIES[label]
     torch.manual_seed(0)
     model = with_batchnorm_statistics(create_model(name, num_classes=3, **options))
     before = {k: v.clone() for k, v in model.state_dict().items()}

@@ -180,7 +180,7 @@ class UNetDecoderBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, skip: torch.Tensor | None, size: Sequence[int]
     ) -> torch.Tensor:
-        x = F.interpolate(x, size=tuple(size), mode="nearest")
+        x = F.interpolate(x, size=size, mode="nearest")
         return self.convs(x if skip is None else torch.cat([x, skip], dim=1))
 
 
@@ -221,7 +221,7 @@ class UNetDecoder(nn.Module):
             if i < len(skips):
                 x = block(x, skips[i], skips[i].shape[-2:])
             else:  # no skip left: double the size
-                x = block(x, None, [2 * s for s in x.shape[-2:]])
+                x = block(x, None, [2 * x.shape[-2], 2 * x.shape[-1]])
         return x
 
 
