@@ -267,6 +267,13 @@ NOTES = {
         "after 65.3 training minutes: 0.02 points short of 91%, the highest of the five "
         "current-recipe runs (90.73-90.98% with TTA from 10 to 14 epochs), so the curve "
         "flattens just below 91% on the JPEG copy. "
+        "The whitening-bias row (same machine and recipe, 10 epochs, "
+        "`model.options.whiten_bias_epochs=3`: the whitening layer's bias trains for the "
+        "first 3 epochs only, as in airbench94) ends at 90.00% single view and 90.80% with "
+        "TTA against the 10-epoch row's 90.11% and 90.86%: identical to it through epoch 3, "
+        "as it must be, and no better after, so the recipe leaves the bias trained "
+        "throughout; its 42.6 minutes against 48.0 are mostly the machine's day (its "
+        "epochs ran at 180-208 images/s against 143-196), not the frozen bias. "
         "Their final evaluations are of `last.pt` (val is the test split, so `best.pt` was "
         "chosen on it). Time to "
         "94% on a GPU (not run: no GPU was lent): `python bench/bench_budget.py --results "
@@ -520,6 +527,12 @@ def airbench_section() -> list[str]:
             f"{fmt(t['pixelwise_images_per_second'])} | {fmt(t['airbench_images_per_second'])} | "
             f"**{fmt(t['ratio'], 3)}x** | {', '.join(fmt(r, 3) for r in t['ratios'])} | "
             f"{t['machine']} | {t['date']} | `{t['command']}` |",
+            "",
+            "Both train the same network in the same PyTorch kernels, which take most of a "
+            "step (next section), so what can differ is the loop around them: loading, "
+            "augmentation, the optimiser. The per-round ratios spread from "
+            f"{fmt(min(t['ratios']), 3)} to {fmt(max(t['ratios']), 3)}: that spread is "
+            "this shared machine's noise, not either loop.",
             "",
         ]
     if "accuracy" in result:
