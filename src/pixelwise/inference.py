@@ -525,7 +525,7 @@ def compiled_for_inference(model: nn.Module) -> nn.Module:
     return torch.compile(model, dynamic=False, options={"freezing": True})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compare with same(): == would compare tensor values
 class WeightsStamp:
     """Which tensors a model holds and how often each was changed in place: a new value
     for any parameter or buffer (``load_state_dict``, an optimiser step, assigning a new
