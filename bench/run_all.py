@@ -624,8 +624,8 @@ def airbench_section() -> list[str]:
             "step (next section), so what can differ is the loop around them: loading, "
             "augmentation, the optimiser. The per-round ratios spread from "
             f"{fmt(min(r for t in runs for r in t['ratios']), 3)} to "
-            f"{fmt(max(r for t in runs for r in t['ratios']), 3)}: that spread is this "
-            "shared machine's noise, not either loop.",
+            f"{fmt(max(r for t in runs for r in t['ratios']), 3)} across the rows: that spread is "
+            "these shared machines' noise, not either loop.",
             "",
         ]
     if "accuracy" in result:
